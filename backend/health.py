@@ -1,0 +1,30 @@
+"""Liveness and readiness probes (no authentication)."""
+
+from fastapi import APIRouter, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from backend.errors import ServiceUnavailable
+from backend.migrations import schema_is_current
+from backend.openapi import RETRY_AFTER, problem
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", operation_id="getLiveness", summary="The process is alive")
+async def liveness() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    operation_id="getReadiness",
+    summary="The database is reachable and its schema is at the latest migration",
+    responses={503: problem("Not ready: database unreachable or migrations pending.", RETRY_AFTER)},
+)
+async def readiness(request: Request) -> dict[str, str]:
+    engine: AsyncEngine = request.app.state.engine
+    async with engine.connect() as connection:
+        current = await schema_is_current(connection)
+    if not current:
+        raise ServiceUnavailable("Database migrations are pending; run `todo-api migrate`.")
+    return {"status": "ready"}

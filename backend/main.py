@@ -1,0 +1,63 @@
+"""The ASGI application: wiring only (routers, middleware, error handlers, lifespan)."""
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from backend import health, migrations
+from backend.auth.dependencies import KnownUsers
+from backend.auth.setup import build_verifier
+from backend.db import create_sessionmaker, open_database
+from backend.errors import install_error_handlers
+from backend.openapi import install_openapi
+from backend.settings import Settings, get_settings
+from backend.users.router import router as users_router
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    settings.check_production_ready()
+    async with AsyncExitStack() as stack:
+        engine = await stack.enter_async_context(open_database(settings))
+        if settings.should_auto_migrate:
+            await migrations.upgrade(engine)
+        http_client = await stack.enter_async_context(
+            httpx.AsyncClient(timeout=settings.auth_jwks_timeout, follow_redirects=False)
+        )
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.verifier = build_verifier(settings, http_client)
+        app.state.known_users = KnownUsers()
+        yield
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Todo API",
+        version="0.1.0",
+        description="Multi-user todos. Authenticate with a Better Auth JWT as a bearer token.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    install_openapi(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key"],
+            expose_headers=["ETag", "Location", "Idempotent-Replayed", "X-Request-ID"],
+        )
+    app.include_router(health.router)
+    app.include_router(users_router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,54 @@
+"""Running Alembic from the application: at start-up in development, `todo-api migrate` in
+production, and the schema-at-head check behind /readyz."""
+
+from functools import cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+# Any fixed 64-bit number; every process that migrates this database takes the same lock.
+MIGRATION_LOCK_KEY = 0x746F646F_6170690  # "todoapi"
+
+
+def alembic_config() -> Config:
+    return Config(ALEMBIC_INI)
+
+
+@cache
+def head_revisions() -> frozenset[str]:
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def lock_for_migration(connection: Connection) -> None:
+    """Serialise migrations across processes; released when the transaction ends, so it is
+    safe behind a transaction-mode pooler too."""
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade, revision)
+
+
+async def current_revisions(connection: AsyncConnection) -> frozenset[str]:
+    try:
+        result = await connection.execute(text("SELECT version_num FROM alembic_version"))
+    except ProgrammingError:  # no alembic_version table: nothing applied yet
+        return frozenset()
+    return frozenset(result.scalars())
+
+
+async def schema_is_current(connection: AsyncConnection) -> bool:
+    return await current_revisions(connection) == head_revisions()

@@ -1,0 +1,114 @@
+"""Runtime configuration: one Settings class, read from the environment and `.env`.
+
+Every field is documented in `.env.example`; keep the two in step.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Values people paste from tutorials; production refuses them.
+PLACEHOLDER_SECRETS = frozenset(
+    {"changeme", "change-me", "secret", "your-secret", "your-secret-here", "replace-me"}
+)
+MIN_SECRET_BYTES = 32
+
+
+class ConfigurationError(RuntimeError):
+    """The configuration cannot run the service safely."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    environment: Literal["development", "production"] = "development"
+
+    # Database. Unset means: start the embedded PostgreSQL in `data_dir`.
+    database_url: SecretStr | None = None
+    data_dir: Path = Path(".data")
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_pool_timeout: float = Field(default=5.0, gt=0, le=120)
+    db_connect_timeout: float = Field(default=5.0, gt=0, le=120)
+    db_statement_timeout: float = Field(default=10.0, gt=0, le=600)
+    db_pool_recycle: int = Field(default=1800, ge=-1)
+    # Server-side prepared statements cached per connection. 0 (the default) is safe behind
+    # transaction-mode poolers (PgBouncer, Neon's -pooler host); raise it on a direct connection.
+    db_statement_cache_size: int = Field(default=0, ge=0, le=10_000)
+    # Apply migrations at start-up; defaults to on in development, off in production.
+    auto_migrate: bool | None = None
+
+    # HTTP
+    cors_origins: Annotated[list[str], NoDecode] = []
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+
+    # Authentication (see README "Authentication").
+    auth_jwks_url: str | None = None
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    auth_secret: SecretStr | None = None
+    auth_leeway: float = Field(default=30.0, ge=0, le=300)
+    auth_jwks_cache_ttl: float = Field(default=300.0, gt=0)
+    auth_jwks_refresh_interval: float = Field(default=30.0, ge=0)
+    auth_jwks_timeout: float = Field(default=5.0, gt=0, le=60)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard(cls, origins: list[str]) -> list[str]:
+        # Credentials are allowed, so a wildcard would echo any Origin back.
+        if "*" in origins:
+            raise ValueError("CORS_ORIGINS must list explicit origins, not '*'")
+        return origins
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> Self:
+        if self.auth_secret is not None:
+            secret = self.auth_secret.get_secret_value()
+            if len(secret.encode()) < MIN_SECRET_BYTES:
+                raise ValueError(f"AUTH_SECRET must be at least {MIN_SECRET_BYTES} bytes")
+            if secret.strip().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError("AUTH_SECRET is a placeholder value")
+        if self.auth_jwks_url is not None and self.auth_secret is not None:
+            raise ValueError("configure either AUTH_JWKS_URL or AUTH_SECRET, not both")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        return self.auto_migrate if self.auto_migrate is not None else not self.is_production
+
+    @property
+    def uses_development_auth(self) -> bool:
+        return self.auth_jwks_url is None and self.auth_secret is None
+
+    def check_production_ready(self) -> None:
+        """Refuse to start production on defaults meant for a laptop."""
+        if not self.is_production:
+            return
+        if self.database_url is None:
+            raise ConfigurationError("ENVIRONMENT=production requires DATABASE_URL")
+        if self.uses_development_auth:
+            raise ConfigurationError("ENVIRONMENT=production requires AUTH_JWKS_URL or AUTH_SECRET")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
