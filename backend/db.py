@@ -7,8 +7,12 @@ from typing import Annotated, Any
 from uuid import uuid4
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from backend.db_url import parse_database_url
 from backend.embedded import EmbeddedPostgres

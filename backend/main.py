@@ -12,8 +12,10 @@ from backend.auth.dependencies import KnownUsers
 from backend.auth.setup import build_verifier
 from backend.db import create_sessionmaker, open_database
 from backend.errors import install_error_handlers
+from backend.middleware import BodyGuardMiddleware, RequestIdMiddleware
 from backend.openapi import install_openapi
 from backend.settings import Settings, get_settings
+from backend.todos.router import router as todos_router
 from backend.users.router import router as users_router
 
 
@@ -55,7 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key"],
             expose_headers=["ETag", "Location", "Idempotent-Replayed", "X-Request-ID"],
         )
+    app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)
+    # Added last, so it runs first: every response, errors included, carries the id.
+    app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
+    app.include_router(todos_router)
     app.include_router(users_router)
     return app
 

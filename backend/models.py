@@ -2,9 +2,10 @@
 
 from sqlmodel import SQLModel
 
+from backend.idempotency import IdempotencyKey
 from backend.todos.models import Todo
 from backend.users.models import User
 
 metadata = SQLModel.metadata
 
-__all__ = ["Todo", "User", "metadata"]
+__all__ = ["IdempotencyKey", "Todo", "User", "metadata"]

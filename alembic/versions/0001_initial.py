@@ -1,4 +1,4 @@
-"""user and todo tables
+"""user, todo and idempotency_key tables
 
 Revision ID: 0001
 Revises:
@@ -118,8 +118,30 @@ def upgrade() -> None:
         postgresql_ops={"title": "gin_trgm_ops", "description": "gin_trgm_ops"},
     )
 
+    op.create_table(
+        "idempotency_key",
+        sa.Column("user_id", sa.Text(), nullable=False),
+        sa.Column("key", sa.Text(), nullable=False),
+        sa.Column("request_hash", sa.Text(), nullable=False),
+        sa.Column("status_code", sa.SmallInteger(), nullable=False),
+        sa.Column("response_body", postgresql.JSONB(), nullable=False),
+        sa.Column("response_headers", postgresql.JSONB(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["user.id"], name=op.f("idempotency_key_user_id_fkey"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("user_id", "key", name=op.f("idempotency_key_pkey")),
+    )
+    op.create_index("ix_idempotency_key_created_at", "idempotency_key", ["created_at"])
+
 
 def downgrade() -> None:
+    op.drop_table("idempotency_key")
     op.drop_table("todo")
     priority.drop(op.get_bind(), checkfirst=True)
     referenced_by_others = op.get_bind().scalar(

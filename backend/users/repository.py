@@ -3,8 +3,8 @@
 from sqlalchemy import tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from backend.base import utc_now
 from backend.errors import Conflict
@@ -51,6 +51,6 @@ class UserRepository:
             where=changed,
         )
         try:
-            await self._session.exec(statement)
+            await self._session.execute(statement)
         except IntegrityError as exc:  # the e-mail's unique key: another id holds it
             raise EmailTaken() from exc

@@ -1,0 +1,99 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware: it would buffer and copy every body).
+
+- RequestIdMiddleware: honours a sane `X-Request-ID` or makes one, exposes it to logs through
+  a context variable, and echoes it on every response.
+- BodyGuardMiddleware: bodies must be JSON (415 otherwise) and at most `max_bytes` (413),
+  checked against Content-Length up front and counted while streaming (chunked bodies).
+"""
+
+import re
+import uuid
+from contextvars import ContextVar
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from backend.errors import PayloadTooLarge, problem_response
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class RequestIdMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = _header(scope, b"x-request-id")
+        request_id = given if given and _SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
+
+
+def _is_json(content_type: str | None) -> bool:
+    if content_type is None:
+        return False
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+class BodyGuardMiddleware:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        length = _header(scope, b"content-length")
+        chunked = "chunked" in (_header(scope, b"transfer-encoding") or "").lower()
+        has_body = chunked or (length is not None and length.strip() != "0")
+        if has_body and not _is_json(_header(scope, b"content-type")):
+            response = problem_response(415, detail="Send the body as application/json.")
+            await response(scope, receive, send)
+            return
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._too_large()(scope, receive, send)
+            return
+
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # Raised inside the app's body read; the error handlers answer 413.
+                    raise PayloadTooLarge(self._detail)
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+    @property
+    def _detail(self) -> str:
+        return f"The body exceeds {self.max_bytes} bytes."
+
+    def _too_large(self) -> ASGIApp:
+        return problem_response(413, slug=PayloadTooLarge.slug, detail=self._detail)

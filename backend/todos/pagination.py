@@ -1,0 +1,128 @@
+"""Keyset pagination for GET /todos: ORDER BY and the "after this row" condition for each sort,
+and the opaque cursor that carries the last row's position.
+
+Every order ends in `id`, so rows with equal keys still have a strict order and pages never
+overlap or skip, whatever is inserted or deleted between requests. `due_at` is nullable:
+todos without one come last in both directions.
+"""
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy import ColumnElement, and_, func, or_, tuple_
+from sqlmodel import col
+
+from backend.errors import UnprocessableContent
+from backend.todos.models import Priority, Todo
+
+# Not a secret: the cursor only positions the caller within their own rows, and every value
+# in it is validated and bound as a parameter. The checksum makes edited cursors fail loudly.
+_CHECKSUM_KEY = b"todo-api cursor v1"
+
+
+class InvalidCursor(UnprocessableContent):
+    def __init__(self) -> None:
+        super().__init__("The cursor is malformed or belongs to another sort order.")
+
+
+class _CursorData(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sort: str
+    id: UUID
+    key: str | None  # the sort key of the last row, as text
+
+
+@dataclass(frozen=True)
+class Position:
+    """The last row of a page: its sort key and id."""
+
+    key: datetime | Priority | str | None
+    id: UUID
+
+
+@dataclass(frozen=True)
+class SortOrder:
+    name: str  # e.g. "-due_at"
+    field: str
+    descending: bool
+
+    @classmethod
+    def parse(cls, sort: str) -> "SortOrder":
+        return cls(name=sort, field=sort.removeprefix("-"), descending=sort.startswith("-"))
+
+    @property
+    def key(self) -> Any:
+        if self.field == "title":
+            return func.lower(col(Todo.title))
+        return col(getattr(Todo, self.field))
+
+    def order_by(self) -> list[Any]:
+        direction = "desc" if self.descending else "asc"
+        key = getattr(self.key, direction)()
+        if self.field == "due_at":
+            key = key.nulls_last()
+        return [key, getattr(col(Todo.id), direction)()]
+
+    def key_of(self, todo: Todo) -> str | None:
+        value = getattr(todo, self.field)
+        if value is None or isinstance(value, str):  # Priority is a str too
+            return value.lower() if self.field == "title" and value else value
+        return str(value.isoformat())
+
+    def parse_key(self, text: str | None) -> datetime | Priority | str | None:
+        if text is None:
+            if self.field != "due_at":
+                raise ValueError("only due_at may be null")
+            return None
+        if self.field in ("created_at", "due_at"):
+            moment = datetime.fromisoformat(text)
+            if moment.tzinfo is None:
+                raise ValueError("naive datetime")
+            return moment
+        if self.field == "priority":
+            return Priority(text)
+        return text
+
+    def after(self, cursor: Position) -> ColumnElement[bool]:
+        """Rows that come after the cursor's row in this order."""
+        if cursor.key is None:  # only due_at is nullable; the cursor sits among the nulls
+            return and_(col(Todo.due_at).is_(None), self._beyond(col(Todo.id), cursor.id))
+        beyond = self._beyond(tuple_(self.key, col(Todo.id)), tuple_(cursor.key, cursor.id))
+        if self.field == "due_at":
+            return or_(and_(col(Todo.due_at).is_not(None), beyond), col(Todo.due_at).is_(None))
+        return beyond
+
+    def _beyond(self, left: Any, right: Any) -> ColumnElement[bool]:
+        return left < right if self.descending else left > right  # type: ignore[no-any-return]
+
+
+def _checksum(payload: bytes) -> str:
+    return hashlib.blake2b(payload, key=_CHECKSUM_KEY, digest_size=8).hexdigest()
+
+
+def encode_cursor(order: SortOrder, todo: Todo) -> str:
+    data = _CursorData(sort=order.name, id=todo.id, key=order.key_of(todo))
+    payload = data.model_dump_json().encode()
+    token = f"{_checksum(payload)}.".encode() + payload
+    return base64.urlsafe_b64encode(token).decode().rstrip("=")
+
+
+def decode_cursor(order: SortOrder, cursor: str) -> Position:
+    try:
+        token = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        checksum, _, payload = token.partition(b".")
+        if checksum.decode() != _checksum(payload):
+            raise InvalidCursor()
+        data = _CursorData.model_validate(json.loads(payload))
+        if data.sort != order.name:
+            raise InvalidCursor()
+        return Position(key=order.parse_key(data.key), id=data.id)
+    except (ValueError, UnicodeDecodeError, ValidationError):  # binascii.Error is a ValueError
+        raise InvalidCursor() from None

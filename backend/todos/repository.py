@@ -1,0 +1,148 @@
+"""All SQL for todos. A repository is built for one user; every statement it issues carries
+`user_id = :me`, so no method can reach another user's rows."""
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import ColumnElement, and_, case, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+from uuid_utils.compat import uuid7
+
+from backend.errors import NotFound, PreconditionFailed
+from backend.todos.models import Todo
+from backend.todos.pagination import Position, SortOrder
+from backend.todos.schemas import TodoCreate, TodoListQuery, TodoStats
+
+
+class TodoNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("No todo with this id.")
+
+
+class VersionMismatch(PreconditionFailed):
+    def __init__(self) -> None:
+        super().__init__("The todo has changed since the ETag in If-Match was issued.")
+
+
+# None: no precondition; otherwise the versions If-Match allows (empty means "*").
+ExpectedVersions = frozenset[int] | None
+
+
+class TodoRepository:
+    def __init__(self, session: AsyncSession, user_id: str) -> None:
+        self._session = session
+        self._user_id = user_id
+
+    def _mine(self, *conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+        return and_(col(Todo.user_id) == self._user_id, *conditions)
+
+    def _one(self, todo_id: UUID, expected: ExpectedVersions = None) -> ColumnElement[bool]:
+        conditions = [col(Todo.id) == todo_id]
+        if expected:
+            conditions.append(col(Todo.version).in_(expected))
+        return self._mine(*conditions)
+
+    async def get(self, todo_id: UUID) -> Todo:
+        todo = await self._session.scalar(select(Todo).where(self._one(todo_id)))
+        if todo is None:
+            raise TodoNotFound()
+        return todo
+
+    async def page(
+        self, query: TodoListQuery, order: SortOrder, after: Position | None
+    ) -> Sequence[Todo]:
+        """One page plus one row (so the caller knows whether another page follows)."""
+        conditions = [*self._filters(query)]
+        if after is not None:
+            conditions.append(order.after(after))
+        statement = (
+            select(Todo)
+            .where(self._mine(*conditions))
+            .order_by(*order.order_by())
+            .limit(query.limit + 1)
+        )
+        return (await self._session.scalars(statement)).all()
+
+    @staticmethod
+    def _filters(query: TodoListQuery) -> list[ColumnElement[bool]]:
+        filters: list[ColumnElement[bool]] = []
+        if query.completed is not None:
+            filters.append(col(Todo.completed) == query.completed)
+        if query.priority is not None:
+            filters.append(col(Todo.priority) == query.priority)
+        if query.q is not None:
+            # autoescape: %, _ and \ in the search text match themselves.
+            filters.append(
+                col(Todo.title).icontains(query.q, autoescape=True)
+                | col(Todo.description).icontains(query.q, autoescape=True)
+            )
+        if query.due_after is not None:
+            filters.append(col(Todo.due_at) >= query.due_after)
+        if query.due_before is not None:
+            filters.append(col(Todo.due_at) < query.due_before)
+        return filters
+
+    async def create(self, data: TodoCreate) -> Todo:
+        values = data.model_dump()
+        values["completed_at"] = func.now() if data.completed else None
+        statement = insert(Todo).values(id=uuid7(), user_id=self._user_id, **values).returning(Todo)
+        return (await self._session.scalars(statement)).one()
+
+    async def update(
+        self, todo_id: UUID, changes: dict[str, Any], expected: ExpectedVersions = None
+    ) -> Todo:
+        """Apply `changes` in one statement that also checks the version (If-Match)."""
+        if not changes:
+            todo = await self.get(todo_id)
+            if expected and todo.version not in expected:
+                raise VersionMismatch()
+            return todo
+        values: dict[str, Any] = {**changes, "version": col(Todo.version) + 1}
+        values["updated_at"] = func.now()
+        if "completed" in changes:
+            # Completing keeps the first completion time; reopening clears it.
+            values["completed_at"] = (
+                case((col(Todo.completed), col(Todo.completed_at)), else_=func.now())
+                if changes["completed"]
+                else None
+            )
+        statement = (
+            update(Todo)
+            .where(self._one(todo_id, expected))
+            .values(values)
+            .returning(Todo)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        updated = (await self._session.scalars(statement)).one_or_none()
+        if updated is None:
+            raise await self._why_missing(todo_id)
+        return updated
+
+    async def delete(self, todo_id: UUID, expected: ExpectedVersions = None) -> None:
+        statement = delete(Todo).where(self._one(todo_id, expected)).returning(col(Todo.id))
+        if await self._session.scalar(statement) is None:
+            raise await self._why_missing(todo_id)
+
+    async def _why_missing(self, todo_id: UUID) -> TodoNotFound | VersionMismatch:
+        """After a guarded write matched nothing: was it the id or the version?"""
+        exists = select(col(Todo.id)).where(self._one(todo_id))
+        found = await self._session.scalar(exists)
+        return VersionMismatch() if found is not None else TodoNotFound()
+
+    async def delete_completed(self) -> int:
+        statement = delete(Todo).where(self._mine(col(Todo.completed).is_(True)))
+        result = await self._session.execute(statement)
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def stats(self) -> TodoStats:
+        completed = col(Todo.completed)
+        overdue = and_(~completed, col(Todo.due_at) < func.now())
+        statement = select(
+            func.count(),
+            func.count().filter(completed),
+            func.count().filter(overdue),
+        ).where(self._mine())
+        total, done, late = (await self._session.execute(statement)).one()
+        return TodoStats(total=total, completed=done, active=total - done, overdue=late)

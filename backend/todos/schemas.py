@@ -1,0 +1,120 @@
+"""API schemas for todos: what a client may send and what it gets back.
+
+Input models forbid unknown fields (`user_id`, `id`, `version`, ... are rejected, never
+silently applied), reject NUL characters and naive datetimes, and trim titles.
+"""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+
+from backend.todos.models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Priority
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot store NUL; say so as a 422 instead of failing in the driver.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH),
+    AfterValidator(_no_nul),
+]
+Description = Annotated[
+    str, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH), AfterValidator(_no_nul)
+]
+SearchText = Annotated[
+    str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)
+]
+SortKey = Literal[
+    "created_at", "-created_at", "due_at", "-due_at", "priority", "-priority", "title", "-title"
+]
+
+
+class TodoCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title
+    description: Description | None = None
+    completed: bool = False
+    priority: Priority = Priority.medium
+    due_at: AwareDatetime | None = None
+
+
+class TodoUpdate(BaseModel):
+    """A partial update: absent fields stay as they are; `null` clears a nullable one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Defaults of None mark "absent"; an explicit null still fails the type (not nullable).
+    title: Title = Field(default=None)  # type: ignore[assignment]
+    description: Description | None = None
+    completed: bool = Field(default=None)  # type: ignore[assignment]
+    priority: Priority = Field(default=None)  # type: ignore[assignment]
+    due_at: AwareDatetime | None = None
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+class TodoRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    title: str
+    description: str | None
+    completed: bool
+    completed_at: datetime | None
+    priority: Priority
+    due_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int = Field(description="Incremented by every change; the ETag is derived from it.")
+
+
+class TodoPage(BaseModel):
+    items: list[TodoRead]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )
+
+
+class TodoListQuery(BaseModel):
+    """Query parameters of GET /todos."""
+
+    completed: bool | None = None
+    priority: Priority | None = None
+    q: SearchText | None = Field(
+        default=None, description="Case-insensitive literal text search in title and description."
+    )
+    due_before: AwareDatetime | None = Field(default=None, description="Exclusive bound.")
+    due_after: AwareDatetime | None = Field(default=None, description="Inclusive bound.")
+    sort: SortKey = Field(
+        default="-created_at",
+        description="Sort key, `-` for descending. Todos without due_at come last both ways.",
+    )
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(default=None, max_length=512)
+
+
+class TodoStats(BaseModel):
+    total: int
+    completed: int
+    active: int
+    overdue: int = Field(description="Not completed and due before now.")
+
+
+class DeletedCount(BaseModel):
+    deleted: int
