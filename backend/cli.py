@@ -22,6 +22,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=8,
         proxy_headers=True,
         server_header=False,
+        access_log=False,  # backend.observability logs each request with its route and user
+        log_config=None,  # backend.observability configures logging
     )
     return 0
 

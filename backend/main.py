@@ -13,6 +13,12 @@ from backend.auth.setup import build_verifier
 from backend.db import create_sessionmaker, open_database
 from backend.errors import install_error_handlers
 from backend.middleware import BodyGuardMiddleware, RequestIdMiddleware
+from backend.observability import (
+    AccessLogMiddleware,
+    configure_logging,
+    metrics_endpoint,
+    pool_registry,
+)
 from backend.openapi import install_openapi
 from backend.settings import Settings, get_settings
 from backend.todos.router import router as todos_router
@@ -31,6 +37,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             httpx.AsyncClient(timeout=settings.auth_jwks_timeout, follow_redirects=False)
         )
         app.state.engine = engine
+        app.state.pool_registry = pool_registry(engine)
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.verifier = build_verifier(settings, http_client)
         app.state.known_users = KnownUsers()
@@ -39,6 +46,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings)
     app = FastAPI(
         title="Todo API",
         version="0.1.0",
@@ -48,6 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     install_openapi(app)
+    # Starlette runs the middleware added last first: request id, access log, CORS (so error
+    # responses carry CORS headers too), body guard, then the app.
+    app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -57,9 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key"],
             expose_headers=["ETag", "Location", "Idempotent-Replayed", "X-Request-ID"],
         )
-    app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)
-    # Added last, so it runs first: every response, errors included, carries the id.
+    app.add_middleware(AccessLogMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(health.router)
     app.include_router(todos_router)
     app.include_router(users_router)

@@ -1,0 +1,161 @@
+"""Logs and metrics.
+
+- Logging: structlog renders every record (ours, uvicorn's, SQLAlchemy's) as one JSON object
+  per line in production (or with LOG_JSON=true), readable key=value lines in development;
+  each carries the request id.
+- Access log: one line per request with method, route template, status, duration, request id
+  and user id. Never headers, so never tokens.
+- Metrics: Prometheus at /metrics: requests and latency per route template, the database
+  pool's usage, JWKS fetches. Per process; scrape each worker or instance.
+"""
+
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from backend.middleware import request_id_var
+from backend.settings import Settings
+
+access_logger = structlog.get_logger("backend.access")
+
+REQUESTS = Counter("http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
+LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "Time from request start to the end of the response.",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+JWKS_FETCHES = Counter("jwks_fetches_total", "JWKS document fetches.", ["outcome"])
+
+
+def _add_request_id(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    request_id = request_id_var.get()
+    if request_id is not None:
+        event.setdefault("request_id", request_id)
+    return event
+
+
+_logging_configured = False
+
+
+def configure_logging(settings: Settings) -> None:
+    """Once per process: route every logger through structlog's formatter."""
+    global _logging_configured
+    if _logging_configured:
+        return
+    _logging_configured = True
+    json_logs = settings.log_json if settings.log_json is not None else settings.is_production
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_request_id,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json_logs
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    # Our access log replaces uvicorn's, which would repeat every request without its route.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+class AccessLogMiddleware:
+    """Logs and measures each HTTP request once its response has been sent."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # if the app fails before starting a response
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            duration = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            method = scope["method"]
+            REQUESTS.labels(method, route, str(status)).inc()
+            LATENCY.labels(method, route).observe(duration)
+            access_logger.info(
+                "request",
+                method=method,
+                route=route,
+                status=status,
+                duration_ms=round(duration * 1000, 2),
+                user_id=scope.get("state", {}).get("user_id"),
+            )
+
+
+class PoolCollector(Collector):
+    """Reads the SQLAlchemy pool's counters at scrape time."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._pool: Any = engine.sync_engine.pool
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        for name, doc, value in (
+            ("db_pool_size", "Configured steady pool size.", self._pool.size()),
+            ("db_pool_checked_out", "Connections in use by requests.", self._pool.checkedout()),
+            ("db_pool_idle", "Idle connections in the pool.", self._pool.checkedin()),
+            ("db_pool_overflow", "Connections above the pool size.", max(0, self._pool.overflow())),
+        ):
+            yield GaugeMetricFamily(name, doc, value=value)
+
+
+def pool_registry(engine: AsyncEngine) -> CollectorRegistry:
+    """The pool gauges of one app's engine, apart from the process-wide registry, so that
+    several apps in one process (tests) never register the same names twice."""
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(PoolCollector(engine))
+    return registry
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    body = generate_latest(REGISTRY) + generate_latest(request.app.state.pool_registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
