@@ -22,7 +22,11 @@ class ConfigurationError(RuntimeError):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    # env_ignore_empty: `AUTH_ISSUER=` (as compose files and .env templates write it) means
+    # unset, not "the issuer must be the empty string".
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     environment: Literal["development", "production"] = "development"
 

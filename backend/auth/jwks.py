@@ -15,12 +15,16 @@ from collections.abc import Callable
 import httpx
 
 from backend.auth.keys import VerificationKey, key_from_jwk
+from backend.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
 
-class JwksUnavailable(Exception):
-    """No keys could be fetched and none are cached."""
+class JwksUnavailable(ServiceUnavailable):
+    """No keys could be fetched and none are cached: 503, the client may retry."""
+
+    def __init__(self) -> None:
+        super().__init__("The token signing keys are unavailable; retry shortly.")
 
 
 class JwksCache:
@@ -42,7 +46,7 @@ class JwksCache:
         self._expires_at = 0.0
         self._last_forced: float | None = None
         self._lock = asyncio.Lock()
-        self._generation = 0
+        self._attempts = 0  # fetches started, successful or not
         self.fetch_count = 0
 
     async def keys_for(self, kid: str | None, alg: str) -> list[VerificationKey]:
@@ -53,7 +57,7 @@ class JwksCache:
             return matches
         if not self._may_force_refresh():
             return []
-        keys = await self._refresh(self._generation, forced=True)
+        keys = await self._refresh(forced=True)
         return [key for key in keys if key.accepts(kid, alg)]
 
     def _may_force_refresh(self) -> bool:
@@ -64,30 +68,34 @@ class JwksCache:
     async def _current_keys(self) -> tuple[VerificationKey, ...]:
         if self._keys is not None and self._clock() < self._expires_at:
             return self._keys
-        return await self._refresh(self._generation, forced=False)
+        return await self._refresh(forced=False)
 
-    async def _refresh(self, seen_generation: int, *, forced: bool) -> tuple[VerificationKey, ...]:
+    async def _refresh(self, *, forced: bool) -> tuple[VerificationKey, ...]:
+        seen_attempts = self._attempts
         async with self._lock:
-            # Someone else refreshed while we waited for the lock: use their result.
-            if self._generation != seen_generation and self._keys is not None:
-                return self._keys
-            if not forced and self._keys is not None and self._clock() < self._expires_at:
+            # Someone else fetched while we waited for the lock: share their outcome, even a
+            # failure (a cold cache facing a dead endpoint costs one fetch per wave, not per
+            # waiting request).
+            if self._attempts != seen_attempts:
+                if self._keys is None:
+                    raise JwksUnavailable()
                 return self._keys
             if forced:
                 if not self._may_force_refresh():
                     return self._keys or ()
                 self._last_forced = self._clock()
+            self._attempts += 1
             try:
                 self._keys = await self._fetch()
             except (httpx.HTTPError, ValueError) as exc:
                 if self._keys is None:
-                    raise JwksUnavailable(str(exc)) from exc
-                logger.warning("JWKS refresh failed, serving cached keys: %s", exc)
+                    logger.warning("JWKS fetch failed and no keys are cached: %r", exc)
+                    raise JwksUnavailable() from exc
+                logger.warning("JWKS refresh failed, serving cached keys: %r", exc)
                 # Don't retry on every request while the endpoint is down.
                 self._expires_at = self._clock() + min(self._ttl, max(self._refresh_interval, 1))
                 return self._keys
             self._expires_at = self._clock() + self._ttl
-            self._generation += 1
             return self._keys
 
     async def _fetch(self) -> tuple[VerificationKey, ...]:

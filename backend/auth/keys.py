@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jwt import PyJWK
-from jwt.exceptions import PyJWKError
+from jwt.exceptions import PyJWTError
 
 _RSA = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 _EC_BY_CURVE = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
@@ -49,12 +49,14 @@ def key_from_jwk(jwk: dict[str, Any]) -> VerificationKey | None:
     """Parse one JWKS entry; None for keys this service cannot or must not use."""
     if jwk.get("use", "sig") != "sig":
         return None
-    algorithms = algorithms_for_jwk(jwk)
-    if not algorithms:
-        return None
     try:
+        algorithms = algorithms_for_jwk(jwk)
+        if not algorithms:
+            return None
         parsed = PyJWK(jwk, algorithm=min(algorithms))
-    except PyJWKError:
+    # One malformed entry (missing or undecodable parameters, odd types) must not take down
+    # the whole key set: PyJWK raises InvalidKeyError, and KeyError/TypeError for some shapes.
+    except (PyJWTError, KeyError, TypeError, ValueError):
         return None
     kid = jwk.get("kid")
     return VerificationKey(
