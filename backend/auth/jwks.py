@@ -46,7 +46,7 @@ class JwksCache:
         self._expires_at = 0.0
         self._last_forced: float | None = None
         self._lock = asyncio.Lock()
-        self._attempts = 0  # fetches started, successful or not
+        self._attempts = 0  # fetches finished, successful or not
         self.fetch_count = 0
 
     async def keys_for(self, kid: str | None, alg: str) -> list[VerificationKey]:
@@ -55,8 +55,8 @@ class JwksCache:
         matches = [key for key in keys if key.accepts(kid, alg)]
         if matches or kid is None or any(key.kid == kid for key in keys):
             return matches
-        if not self._may_force_refresh():
-            return []
+        # An unknown kid: refetch, or share the fetch already in flight (tokens with a freshly
+        # rotated kid often arrive together); within the interval, the cached keys stand.
         keys = await self._refresh(forced=True)
         return [key for key in keys if key.accepts(kid, alg)]
 
@@ -84,10 +84,10 @@ class JwksCache:
                 if not self._may_force_refresh():
                     return self._keys or ()
                 self._last_forced = self._clock()
-            self._attempts += 1
             try:
-                self._keys = await self._fetch()
+                keys = await self._fetch()
             except (httpx.HTTPError, ValueError) as exc:
+                self._attempts += 1
                 if self._keys is None:
                     logger.warning("JWKS fetch failed and no keys are cached: %r", exc)
                     raise JwksUnavailable() from exc
@@ -95,8 +95,10 @@ class JwksCache:
                 # Don't retry on every request while the endpoint is down.
                 self._expires_at = self._clock() + min(self._ttl, max(self._refresh_interval, 1))
                 return self._keys
+            self._attempts += 1
+            self._keys = keys
             self._expires_at = self._clock() + self._ttl
-            return self._keys
+            return keys
 
     async def _fetch(self) -> tuple[VerificationKey, ...]:
         self.fetch_count += 1

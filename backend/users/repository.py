@@ -50,7 +50,15 @@ class UserRepository:
             set_={**values, "updatedAt": utc_now()},
             where=changed,
         )
-        try:
-            await self._session.execute(statement)
-        except IntegrityError as exc:  # the e-mail's unique key: another id holds it
-            raise EmailTaken() from exc
+        # A unique violation on the e-mail has two causes. Another id holds the address: a 409.
+        # Or a concurrent first request of this very user inserted the row after this
+        # statement's ON CONFLICT (id) check and committed it: PostgreSQL then reports the
+        # e-mail index, not the id conflict. The row is visible now, so one retry settles it.
+        for attempt in range(2):
+            try:
+                async with self._session.begin_nested():
+                    await self._session.execute(statement)
+                return
+            except IntegrityError as exc:
+                if attempt:
+                    raise EmailTaken() from exc
