@@ -71,8 +71,11 @@ def parse_database_url(raw: str) -> DatabaseTarget:
     """Normalise `raw` (postgres://, postgresql://, with libpq options) for asyncpg."""
     try:
         url = make_url(raw.strip())
-    except Exception as exc:  # the message of make_url's error may contain the password
-        raise DatabaseURLError("DATABASE_URL is not a valid URL") from exc
+    except Exception:
+        # `from None`: make_url's error may quote part of the URL, the password included
+        # (`postgresql://user:secret/db` fails as "invalid literal for int(): 'secret'"), and a
+        # chained cause is printed with the traceback.
+        raise DatabaseURLError("DATABASE_URL is not a valid URL") from None
     if url.drivername not in _DRIVERS:
         raise DatabaseURLError(f"DATABASE_URL must be a PostgreSQL URL, not {url.drivername!r}")
 

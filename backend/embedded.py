@@ -6,6 +6,7 @@ runs when uvicorn re-raises SIGTERM, so the app stops it explicitly in its lifes
 died without letting go are pruned first, so they cannot keep the server alive for ever.
 """
 
+import atexit
 import logging
 import warnings
 from pathlib import Path
@@ -47,3 +48,10 @@ class EmbeddedPostgres:
             holders = server.global_process_id_list
             holders.put([pid for pid in holders.get() if psutil.pid_exists(pid)])
         server.cleanup()
+        # The package caches its handle per data directory until the *last* holder lets go,
+        # and a cached handle neither re-registers this process nor restarts a server another
+        # process stopped: a later start() would get a server that nobody counts us on (or a
+        # dead one). Forget the handle so start() builds a fresh one; its atexit hook has
+        # nothing left to do (and would log to closed streams at interpreter exit).
+        type(server)._instances.pop(self.pgdata, None)
+        atexit.unregister(server._cleanup)

@@ -39,6 +39,11 @@ def _upgrade(connection: Connection, revision: str) -> None:
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     async with engine.begin() as connection:
+        # Take the lock before entering Alembic, not only in env.py: Alembic's `context` is a
+        # process-wide proxy, so two upgrades interleaved on one event loop (each awaiting its
+        # SQL) would run against each other's migration context (KeyError 'script'). Waiting
+        # here, outside Alembic, serialises them in-process as well as across processes.
+        await connection.run_sync(lock_for_migration)
         await connection.run_sync(_upgrade, revision)
 
 

@@ -10,10 +10,8 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# Values people paste from tutorials; production refuses them.
-PLACEHOLDER_SECRETS = frozenset(
-    {"changeme", "change-me", "secret", "your-secret", "your-secret-here", "replace-me"}
-)
+# Words of the placeholders people paste from templates ("change-me-to-a-long-random-secret").
+PLACEHOLDER_WORDS = ("change", "replace", "your-secret", "your_secret", "example", "placeholder")
 MIN_SECRET_BYTES = 32
 
 
@@ -61,7 +59,7 @@ class Settings(BaseSettings):
     auth_secret: SecretStr | None = None
     auth_leeway: float = Field(default=30.0, ge=0, le=300)
     auth_jwks_cache_ttl: float = Field(default=300.0, gt=0)
-    auth_jwks_refresh_interval: float = Field(default=30.0, ge=0)
+    auth_jwks_refresh_interval: float = Field(default=30.0, ge=1)
     auth_jwks_timeout: float = Field(default=5.0, gt=0, le=60)
 
     @field_validator("cors_origins", mode="before")
@@ -85,8 +83,9 @@ class Settings(BaseSettings):
             secret = self.auth_secret.get_secret_value()
             if len(secret.encode()) < MIN_SECRET_BYTES:
                 raise ValueError(f"AUTH_SECRET must be at least {MIN_SECRET_BYTES} bytes")
-            if secret.strip().lower() in PLACEHOLDER_SECRETS:
-                raise ValueError("AUTH_SECRET is a placeholder value")
+            lowered = secret.lower()
+            if any(word in lowered for word in PLACEHOLDER_WORDS):
+                raise ValueError("AUTH_SECRET looks like a placeholder; use a random value")
         if self.auth_jwks_url is not None and self.auth_secret is not None:
             raise ValueError("configure either AUTH_JWKS_URL or AUTH_SECRET, not both")
         return self

@@ -51,11 +51,19 @@ def _create_or_adopt_user_table() -> None:
             sa.UniqueConstraint("email", name=op.f("user_email_key")),
         )
         return
-    missing = USER_COLUMNS - {column["name"] for column in inspector.get_columns("user")}
+    columns = {column["name"]: column for column in inspector.get_columns("user")}
+    missing = USER_COLUMNS - set(columns)
     if missing:
         raise RuntimeError(
             f'an existing "user" table lacks Better Auth columns {sorted(missing)}; '
             "it is not Better Auth's user table and cannot be adopted"
+        )
+    # todo.user_id is text: a numeric id (Better Auth's `useNumberId`, or another app's table)
+    # would otherwise fail later with an obscure "foreign key cannot be implemented".
+    if not isinstance(columns["id"]["type"], sa.String):
+        raise RuntimeError(
+            f'an existing "user" table has id of type {columns["id"]["type"]}, not text; '
+            "it cannot be adopted (Better Auth must use its default string ids)"
         )
 
 

@@ -4,7 +4,7 @@ import logging
 from typing import Any, Protocol
 
 import jwt
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from backend.auth.keys import VerificationKey
 from backend.errors import ProblemError
@@ -13,6 +13,7 @@ logger = logging.getLogger(__name__)
 
 # Printable, no whitespace: a user id ends up in URLs, logs and a text primary key.
 SUBJECT_PATTERN = r"^[\x21-\x7e]{1,255}$"
+MAX_IMAGE_LENGTH = 4000
 
 
 class InvalidToken(ProblemError):
@@ -46,8 +47,14 @@ class TokenClaims(BaseModel):
     exp: float
     email: str | None = Field(default=None, max_length=320)
     name: str | None = Field(default=None, max_length=1000)
-    image: str | None = Field(default=None, max_length=4000)
+    image: str | None = None
     email_verified: bool = Field(default=False, alias="emailVerified")
+
+    @field_validator("image")
+    @classmethod
+    def _drop_oversized_image(cls, image: str | None) -> str | None:
+        # A data-URL avatar is no reason to refuse a valid token: store no image instead.
+        return image if image is None or len(image) <= MAX_IMAGE_LENGTH else None
 
 
 class KeySource(Protocol):
