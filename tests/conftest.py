@@ -8,6 +8,8 @@ scratch databases for migration tests are created beside it).
 
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -34,12 +36,15 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if configured:
         yield configured
         return
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("embedded"), delete_on_stop=True)
-    url = server.start()
+    # Not under pytest's temp root: pytest makes that 0700 at start-up, and the server runs
+    # as its own OS user when the tests run as root.
+    root = Path(tempfile.mkdtemp(prefix="todo-api-test-pg-"))
+    server = EmbeddedPostgres(root, delete_on_stop=True)
     try:
-        yield url
+        yield server.start()
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

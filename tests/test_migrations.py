@@ -18,10 +18,12 @@ from tests.conftest import make_settings
 
 OUR_TABLES = {"user", "todo", "idempotency_key"}
 
-# SPEC §4: Better Auth's PostgreSQL `user` table, and its `session` table that references it.
+# Better Auth 1.7's PostgreSQL `user` table (SPEC §4; its migration adds `DEFAULT false` to
+# "emailVerified"), and its `session` table that references it.
 BETTER_AUTH_DDL = [
     """create table "user" ("id" text primary key, "name" text not null,
-       "email" text not null unique, "emailVerified" boolean not null, "image" text,
+       "email" text not null unique,
+       "emailVerified" boolean default false not null, "image" text,
        "createdAt" timestamptz not null default now(),
        "updatedAt" timestamptz not null default now())""",
     """create table "session" ("id" text not null primary key,

@@ -33,7 +33,7 @@ def _create_or_adopt_user_table() -> None:
             sa.Column("id", sa.Text(), nullable=False),
             sa.Column("name", sa.Text(), nullable=False),
             sa.Column("email", sa.Text(), nullable=False),
-            sa.Column("emailVerified", sa.Boolean(), nullable=False),
+            sa.Column("emailVerified", sa.Boolean(), server_default=sa.false(), nullable=False),
             sa.Column("image", sa.Text(), nullable=True),
             sa.Column(
                 "createdAt",

@@ -8,7 +8,7 @@ Auth inserts rows without knowing about it.
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Column, Text
+from sqlalchemy import Boolean, Column, Text, false
 from sqlmodel import Field, SQLModel
 
 from backend.base import timestamp_column
@@ -20,8 +20,11 @@ class User(SQLModel, table=True):
     id: str = Field(sa_column=Column(Text, primary_key=True))
     name: str = Field(sa_column=Column(Text, nullable=False))
     email: str = Field(sa_column=Column(Text, nullable=False, unique=True))
+    # Better Auth's own migration gives this column `DEFAULT false`; so do we, so that either
+    # may create the table and `alembic check` sees no drift.
     email_verified: bool = Field(
-        default=False, sa_column=Column("emailVerified", Boolean, nullable=False)
+        default=False,
+        sa_column=Column("emailVerified", Boolean, nullable=False, server_default=false()),
     )
     image: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime | None = Field(default=None, sa_column=timestamp_column("createdAt"))
