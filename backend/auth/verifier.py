@@ -1,6 +1,9 @@
 """Bearer token verification, the same for every key source (JWKS, shared secret, dev key)."""
 
+import hashlib
 import logging
+import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import jwt
@@ -71,6 +74,37 @@ class StaticKeys:
         return [key for key in self._keys if key.accepts(kid, alg)]
 
 
+class VerifiedTokens:
+    """Tokens that passed verification, until they expire: a client sends the same token for
+    many requests, and checking its signature again each time is the costliest part of auth.
+
+    Keyed by the token's SHA-256, bounded (the oldest entry goes first), per process. Only
+    successes are cached; an entry is dropped once `exp` has passed.
+    """
+
+    def __init__(self, max_size: int = 10_000, clock: Callable[[], float] = time.time) -> None:
+        self._entries: dict[bytes, TokenClaims] = {}
+        self._max_size = max_size
+        self._clock = clock
+
+    @staticmethod
+    def _key(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+    def get(self, token: str) -> TokenClaims | None:
+        key = self._key(token)
+        claims = self._entries.get(key)
+        if claims is not None and claims.exp <= self._clock():
+            del self._entries[key]
+            return None
+        return claims
+
+    def add(self, token: str, claims: TokenClaims) -> None:
+        if len(self._entries) >= self._max_size:
+            del self._entries[next(iter(self._entries))]
+        self._entries[self._key(token)] = claims
+
+
 class TokenVerifier:
     def __init__(
         self,
@@ -79,8 +113,10 @@ class TokenVerifier:
         issuer: str | None = None,
         audience: str | None = None,
         leeway: float = 30.0,
+        cache: VerifiedTokens | None = None,
     ) -> None:
         self.keys = keys
+        self.cache = cache if cache is not None else VerifiedTokens()
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway
@@ -92,6 +128,13 @@ class TokenVerifier:
         }
 
     async def verify(self, token: str) -> TokenClaims:
+        claims = self.cache.get(token)
+        if claims is None:
+            claims = await self._verify(token)
+            self.cache.add(token, claims)
+        return claims
+
+    async def _verify(self, token: str) -> TokenClaims:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
