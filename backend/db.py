@@ -1,12 +1,15 @@
 """The async engine and the one-session-per-request unit of work."""
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 from uuid import uuid4
 
 from fastapi import Depends, Request
+from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -36,16 +39,46 @@ def create_engine(database_url: str, settings: Settings) -> AsyncEngine:
         "prepared_statement_name_func": _statement_name,
         **target.connect_args,
     }
-    return create_async_engine(
+    engine = create_async_engine(
         target.url,
         connect_args=connect_args,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
         pool_recycle=settings.db_pool_recycle,
-        # A resumed Neon compute or a restarted server leaves dead connections in the pool.
-        pool_pre_ping=True,
     )
+    _ping_idle_connections(engine, settings.db_ping_after_idle)
+    return engine
+
+
+def _ping_idle_connections(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Pessimistic disconnect handling, only where it pays.
+
+    A resumed Neon compute or a restarted server leaves dead connections in the pool, and only
+    a connection that sat idle can have died unnoticed. SQLAlchemy's `pool_pre_ping` checks
+    every checkout, and on asyncpg that costs three round trips (BEGIN, ping, ROLLBACK) on
+    every request; pinging just the connections idle for `idle_seconds` keeps busy
+    connections free of it. A connection that dies while in use still fails its request
+    (503), and SQLAlchemy then invalidates every connection that is older than that failure.
+    """
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _remember_checkin(dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at < idle_seconds:
+            return  # brand new, or in use a moment ago
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the driver's error for a dead socket varies
+            raise DisconnectionError("idle connection is gone") from exc
+        if not alive:
+            raise DisconnectionError("idle connection is gone")
 
 
 @asynccontextmanager

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     db_connect_timeout: float = Field(default=5.0, gt=0, le=120)
     db_statement_timeout: float = Field(default=10.0, gt=0, le=600)
     db_pool_recycle: int = Field(default=1800, ge=-1)
+    # A pooled connection idle this many seconds is pinged before use (busy ones are not).
+    db_ping_after_idle: float = Field(default=5.0, ge=0, le=3600)
     # Server-side prepared statements cached per connection. 0 (the default) is safe behind
     # transaction-mode poolers (PgBouncer, Neon's -pooler host); raise it on a direct connection.
     db_statement_cache_size: int = Field(default=0, ge=0, le=10_000)
