@@ -34,7 +34,7 @@ class Problem(BaseModel):
     type: str = Field(description="A URI identifying the problem type.")
     title: str
     status: int
-    detail: str | None = None
+    detail: str = Field(description="What went wrong, in words meant for the client's developer.")
     errors: list[FieldError] | None = Field(
         default=None, description="For validation problems: one entry per invalid field."
     )
@@ -96,7 +96,8 @@ def problem_response(
         type=PROBLEM_TYPE_BASE + (slug or phrase.lower().replace(" ", "-")),
         title=phrase,
         status=status,
-        detail=detail,
+        # Every problem carries a detail (SPEC §5), even when the raiser gave none.
+        detail=detail or phrase,
         errors=errors,
     )
     return JSONResponse(
@@ -129,7 +130,10 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return problem_response(exc.status_code, headers=dict(exc.headers or {}))
+    # Routing 404/405 and FastAPI's own HTTPExceptions: keep their (string) detail, which is
+    # the status phrase unless the raiser said more.
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    return problem_response(exc.status_code, detail=detail, headers=dict(exc.headers or {}))
 
 
 def _unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -142,11 +146,23 @@ def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# SQLSTATE classes meaning "not available right now", whatever exception class the driver maps
+# them to: 08 connection exception, 53 insufficient resources (too many connections, ...),
+# 57P0x shutdown and "cannot connect now" (starting up, shutting down, a resuming compute).
+# asyncpg's CannotConnectNowError (57P03) reached us as a plain DBAPIError, answered 500.
+_OUTAGE_SQLSTATES = ("08", "53", "57P")
+
+
+def _sqlstate(exc: sa_exc.DBAPIError) -> str:
+    return str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+
+
 async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
     # Lost or refused connections and timeouts are outages (503, retry); anything else the
     # database rejects is a bug in this service (500).
     outage = isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError) or (
-        isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+        isinstance(exc, sa_exc.DBAPIError)
+        and (exc.connection_invalidated or _sqlstate(exc).startswith(_OUTAGE_SQLSTATES))
     )
     if outage:
         return _unavailable(request, exc)
@@ -157,9 +173,14 @@ async def _on_outage(request: Request, exc: Exception) -> JSONResponse:
     return _unavailable(request, exc)
 
 
-async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+def internal_error(exc: Exception) -> JSONResponse:
+    """Log a bug with its traceback; answer 500 without a word of it."""
     logger.exception("unhandled error", exc_info=exc)
     return problem_response(500, detail="An unexpected error occurred.")
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    return internal_error(exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -3,7 +3,7 @@
 - RequestIdMiddleware: honours a sane `X-Request-ID` or makes one, exposes it to logs through
   a context variable, and echoes it on every response.
 - BodyGuardMiddleware: bodies must be JSON (415 otherwise) and at most `max_bytes` (413),
-  checked against Content-Length up front and counted while streaming (chunked bodies).
+  checked against Content-Length up front and counted while reading (chunked bodies).
 """
 
 import re
@@ -12,7 +12,7 @@ from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.errors import PayloadTooLarge, problem_response
+from backend.errors import PayloadTooLarge, internal_error, problem_response
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -39,13 +39,24 @@ class RequestIdMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
 
+        response_started = False
+
         async def send_with_id(message: Message) -> None:
+            nonlocal response_started
             if message["type"] == "http.response.start":
+                response_started = True
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # An exception no handler claimed would reach Starlette's ServerErrorMiddleware,
+            # which sits outside every middleware of ours: its 500 carried no X-Request-ID and
+            # its log line no request id. Answer here instead, where both are known.
+            if response_started:
+                raise
+            await internal_error(exc)(scope, receive, send_with_id)
         finally:
             request_id_var.reset(token)
 
@@ -77,19 +88,35 @@ class BodyGuardMiddleware:
             await self._too_large()(scope, receive, send)
             return
 
+        # Read the body here, before the app sees any of it. Raising from inside the app's own
+        # body read does not work: FastAPI turns any error there into a 400 "error parsing the
+        # body", so a chunked body over the limit (no Content-Length to check up front) got 400,
+        # not 413. The app reads the whole body anyway, so holding it costs nothing extra.
+        chunks: list[bytes] = []
         received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
+        more_body = True
+        while more_body:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    # Raised inside the app's body read; the error handlers answer 413.
-                    raise PayloadTooLarge(self._detail)
-            return message
+            if message["type"] != "http.request":  # http.disconnect: nobody left to answer
+                return
+            chunk: bytes = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_bytes:
+                await self._too_large()(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more_body = message.get("more_body", False)
+        body = b"".join(chunks)
+        body_sent = False
 
-        await self.app(scope, counting_receive, send)
+        async def replay_receive() -> Message:
+            nonlocal body_sent
+            if not body_sent:
+                body_sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: wait for http.disconnect
+
+        await self.app(scope, replay_receive, send)
 
     @property
     def _detail(self) -> str:

@@ -25,7 +25,23 @@ def problem(description: str, headers: dict[str, Any] | None = None) -> dict[str
 
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
 WWW_AUTHENTICATE = {
-    "WWW-Authenticate": {"description": "The Bearer challenge.", "schema": {"type": "string"}}
+    "WWW-Authenticate": {
+        "description": "The Bearer challenge.",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+REQUEST_ID_HEADER = {
+    "description": "The request's id: the client's X-Request-ID when sane, else generated.",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+}
+REQUEST_ID_REF = {"$ref": "#/components/headers/X-Request-ID"}
+# What BodyGuardMiddleware and FastAPI's body parsing answer for any operation with a body.
+BODY_RESPONSES: ResponseSpec = {
+    "400": problem("The body could not be read as text (e.g. it is not valid UTF-8)."),
+    "413": problem("The body is larger than the configured limit (MAX_BODY_BYTES)."),
+    "415": problem("The body is not application/json."),
 }
 
 AUTH_RESPONSES: ResponseSpec = {
@@ -58,11 +74,21 @@ def install_openapi(app: FastAPI) -> None:
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)
         schemas.update(_problem_schemas())
+        components = document["components"]
+        components.setdefault("headers", {})["X-Request-ID"] = REQUEST_ID_HEADER
         for path_item in document.get("paths", {}).values():
             for operation in path_item.values():
                 responses = operation.get("responses", {})
                 if "422" in responses:
                     responses["422"] = problem("The request is invalid; `errors` lists each field.")
+                if "requestBody" in operation:
+                    for status, spec in BODY_RESPONSES.items():
+                        responses.setdefault(status, spec)
+                # RequestIdMiddleware puts it on every response, errors included. (Copies: the
+                # response specs are shared between operations.)
+                for status, response in list(responses.items()):
+                    headers = {**response.get("headers", {}), "X-Request-ID": REQUEST_ID_REF}
+                    responses[status] = {**response, "headers": headers}
         app.openapi_schema = document
         return document
 

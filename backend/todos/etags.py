@@ -6,9 +6,16 @@ from typing import Any
 from backend.todos.repository import ExpectedVersions
 
 ETAG_HEADER: dict[str, Any] = {
-    "ETag": {"description": "Strong validator of this version.", "schema": {"type": "string"}}
+    "ETag": {
+        "description": "Strong validator of this version.",
+        "required": True,
+        "schema": {"type": "string"},
+    }
 }
 _STRONG_TAG = re.compile(r'"(\d{1,10})"')
+# The version column is a PostgreSQL integer: a larger number names no version, and binding
+# it would fail in the driver (a 500) instead of simply not matching (412).
+_MAX_VERSION = 2**31 - 1
 # No todo has version 0: a header naming no usable tag can never match.
 _MATCHES_NOTHING = frozenset({0})
 
@@ -25,5 +32,6 @@ def parse_if_match(header: str | None) -> ExpectedVersions:
         return None
     if header.strip() == "*":
         return frozenset()
-    versions = {int(tag) for tag in _STRONG_TAG.findall(re.sub(r'W/"[^"]*"', "", header))}
+    tags = _STRONG_TAG.findall(re.sub(r'W/"[^"]*"', "", header))
+    versions = {int(tag) for tag in tags if int(tag) <= _MAX_VERSION}
     return frozenset(versions) or _MATCHES_NOTHING

@@ -71,9 +71,10 @@ class SortOrder:
         return [key, getattr(col(Todo.id), direction)()]
 
     def key_of(self, todo: Todo) -> str | None:
+        # A title travels as it is, not lowered: see `after`.
         value = getattr(todo, self.field)
         if value is None or isinstance(value, str):  # Priority is a str too
-            return value.lower() if self.field == "title" and value else value
+            return value
         return str(value.isoformat())
 
     def parse_key(self, text: str | None) -> datetime | Priority | str | None:
@@ -94,7 +95,10 @@ class SortOrder:
         """Rows that come after the cursor's row in this order."""
         if cursor.key is None:  # only due_at is nullable; the cursor sits among the nulls
             return and_(col(Todo.due_at).is_(None), self._beyond(col(Todo.id), cursor.id))
-        beyond = self._beyond(tuple_(self.key, col(Todo.id)), tuple_(cursor.key, cursor.id))
+        # PostgreSQL lowers the cursor's title exactly as it lowers the column. Python's
+        # str.lower() differs (final sigma, dotted I, ...), which repeated or skipped rows.
+        key = func.lower(cursor.key) if self.field == "title" else cursor.key
+        beyond = self._beyond(tuple_(self.key, col(Todo.id)), tuple_(key, cursor.id))
         if self.field == "due_at":
             return or_(and_(col(Todo.due_at).is_not(None), beyond), col(Todo.due_at).is_(None))
         return beyond

@@ -63,13 +63,30 @@ async def list_todos(todos: Todos, query: Annotated[TodoListQuery, Query()]) -> 
     )
 
 
+CREATED_HEADERS: dict[str, Any] = {
+    "Location": {
+        "description": "The new todo's URL.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    **ETAG_HEADER,
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the stored response to an earlier request.",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+}
+
+
 @router.post(
     "",
     status_code=201,
     operation_id="createTodo",
     summary="Create a todo",
+    # Declared because the handler may return a stored JSONResponse (a replay); without it
+    # the 201 was documented with an empty schema.
+    response_model=TodoRead,
     responses={
-        201: {"headers": {"Location": {"schema": {"type": "string"}}, **ETAG_HEADER}},
+        201: {"headers": CREATED_HEADERS},
         409: problem("A request with this Idempotency-Key is still being processed."),
     },
 )

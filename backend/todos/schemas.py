@@ -4,7 +4,7 @@ Input models forbid unknown fields (`user_id`, `id`, `version`, ... are rejected
 silently applied), reject NUL characters and naive datetimes, and trim titles.
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -27,6 +27,17 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def _in_utc(value: datetime) -> datetime:
+    # Normalise to UTC here, where a failure is still a 422: an offset that pushes the instant
+    # past datetime's range (9999-12-31T23:59:59-01:00, 0001-01-01T00:00:00+01:00) used to
+    # fail only when the driver converted it, as a 500.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must be an instant between years 1 and 9999 in UTC") from None
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 Title = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH),
@@ -50,7 +61,7 @@ class TodoCreate(BaseModel):
     description: Description | None = None
     completed: bool = False
     priority: Priority = Priority.medium
-    due_at: AwareDatetime | None = None
+    due_at: UtcDatetime | None = None
 
 
 class TodoUpdate(BaseModel):
@@ -63,7 +74,7 @@ class TodoUpdate(BaseModel):
     description: Description | None = None
     completed: bool = Field(default=None)  # type: ignore[assignment]
     priority: Priority = Field(default=None)  # type: ignore[assignment]
-    due_at: AwareDatetime | None = None
+    due_at: UtcDatetime | None = None
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)
@@ -99,8 +110,8 @@ class TodoListQuery(BaseModel):
     q: SearchText | None = Field(
         default=None, description="Case-insensitive literal text search in title and description."
     )
-    due_before: AwareDatetime | None = Field(default=None, description="Exclusive bound.")
-    due_after: AwareDatetime | None = Field(default=None, description="Inclusive bound.")
+    due_before: UtcDatetime | None = Field(default=None, description="Exclusive bound.")
+    due_after: UtcDatetime | None = Field(default=None, description="Inclusive bound.")
     sort: SortKey = Field(
         default="-created_at",
         description="Sort key, `-` for descending. Todos without due_at come last both ways.",
