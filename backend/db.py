@@ -99,18 +99,64 @@ async def open_database(settings: Settings) -> AsyncIterator[AsyncEngine]:
             await asyncio.to_thread(embedded.stop)
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    # expire_on_commit=False: objects stay readable after commit without a lazy reload,
-    # which would need a greenlet in async code.
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+class Database:
+    """Where requests get their sessions.
+
+    `session()` runs in autocommit mode: each statement is its own transaction. Every hot-path
+    request issues one statement, which PostgreSQL runs atomically anyway, so an explicit
+    BEGIN and COMMIT would only add two round trips. `transaction()` wraps several statements
+    that must commit together (an idempotent create, a user's provisioning) in BEGIN ... COMMIT.
+    """
+
+    def __init__(
+        self,
+        autocommit: async_sessionmaker[AsyncSession],
+        transactional: async_sessionmaker[AsyncSession],
+    ) -> None:
+        self._autocommit = autocommit
+        self._transactional = transactional
+
+    @classmethod
+    def for_engine(cls, engine: AsyncEngine) -> "Database":
+        # expire_on_commit=False: loaded objects stay readable after a commit without a lazy
+        # reload, which async code cannot do.
+        def sessions(bind: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+            return async_sessionmaker(bind, class_=AsyncSession, expire_on_commit=False)
+
+        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        return cls(sessions(autocommit), sessions(engine))
+
+    @classmethod
+    def single(cls, sessionmaker: async_sessionmaker[AsyncSession]) -> "Database":
+        """Both kinds of session from one factory (tests: all inside one rolled-back
+        transaction, where every `begin()` becomes a savepoint)."""
+        return cls(sessionmaker, sessionmaker)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        # begin() costs no round trip in autocommit mode; it keeps test savepoints working.
+        async with self._autocommit() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """Commits when the block ends without an exception, rolls back otherwise."""
+        async with self._transactional() as session, session.begin():
+            yield session
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.db
+    return database
 
 
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session, session.begin():
+    async with get_database(request).session() as session:
         yield session
 
 
-# scope="function": the transaction commits when the endpoint returns, *before* the response
-# is sent, so a failed commit can never be answered with a 2xx.
+# scope="function": the session ends when the endpoint returns, *before* the response is
+# sent, so a failed write can never be answered with a 2xx. The session connects lazily, on
+# its first statement.
 SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]
+DatabaseDep = Annotated[Database, Depends(get_database)]

@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from backend import health, migrations
 from backend.auth.dependencies import KnownUsers
 from backend.auth.setup import build_verifier
-from backend.db import create_sessionmaker, open_database
+from backend.db import Database, open_database
 from backend.errors import install_error_handlers
 from backend.middleware import BodyGuardMiddleware, RequestIdMiddleware
 from backend.observability import (
@@ -37,8 +37,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             httpx.AsyncClient(timeout=settings.auth_jwks_timeout, follow_redirects=False)
         )
         app.state.engine = engine
+        app.state.db = Database.for_engine(engine)
         app.state.pool_registry = pool_registry(engine)
-        app.state.sessionmaker = create_sessionmaker(engine)
         app.state.verifier = build_verifier(settings, http_client)
         app.state.known_users = KnownUsers()
         yield

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from backend import migrations
 from backend.auth.dependencies import KnownUsers
-from backend.db import create_engine
+from backend.db import Database, create_engine
 from backend.embedded import EmbeddedPostgres
 from backend.main import create_app
 from backend.settings import Settings
@@ -116,11 +116,11 @@ async def app(
     started_app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[FastAPI]:
     """The app with every request's session inside this test's rolled-back transaction."""
-    real_sessionmaker = started_app.state.sessionmaker
-    started_app.state.sessionmaker = sessionmaker
+    real_database = started_app.state.db
+    started_app.state.db = Database.single(sessionmaker)
     started_app.state.known_users = KnownUsers()
     yield started_app
-    started_app.state.sessionmaker = real_sessionmaker
+    started_app.state.db = real_database
 
 
 @pytest.fixture

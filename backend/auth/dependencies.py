@@ -6,10 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPBearer
-from sqlalchemy import event
 
 from backend.auth.verifier import InvalidToken, MissingCredentials, TokenVerifier
-from backend.db import SessionDep
+from backend.db import DatabaseDep
 from backend.users.repository import UserRepository
 from backend.users.schemas import UserProfile
 
@@ -64,7 +63,7 @@ def bearer_token(request: Request) -> str:
 
 async def current_user(
     request: Request,
-    session: SessionDep,
+    database: DatabaseDep,
     _scheme: Annotated[object, Security(bearer_scheme)] = None,
 ) -> AuthenticatedUser:
     verifier: TokenVerifier = request.app.state.verifier
@@ -72,14 +71,11 @@ async def current_user(
     claims = await verifier.verify(bearer_token(request))
     profile = UserProfile.from_claims(claims)
     if not known_users.is_current(claims.sub, profile):
-        await UserRepository(session, claims.sub).provision(profile)
-        # Only a committed row counts as known: a request that fails later rolls it back.
-        event.listen(
-            session.sync_session,
-            "after_commit",
-            lambda _: known_users.remember(claims.sub, profile),
-            once=True,
-        )
+        # Its own short transaction, committed before the request goes on: only a committed
+        # row may count as known.
+        async with database.transaction() as session:
+            await UserRepository(session, claims.sub).provision(profile)
+        known_users.remember(claims.sub, profile)
     request.state.user_id = claims.sub  # for the request log
     return AuthenticatedUser(id=claims.sub)
 

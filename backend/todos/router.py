@@ -5,12 +5,11 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Response
-from fastapi.responses import JSONResponse
 
 from backend.auth.dependencies import CurrentUser
-from backend.db import SessionDep
+from backend.db import DatabaseDep, SessionDep
 from backend.errors import UnprocessableContent
-from backend.idempotency import KEY_HEADER_PATTERN, IdempotencyStore, fingerprint, parse_key
+from backend.idempotency import KEY_HEADER_PATTERN, parse_key
 from backend.openapi import AUTH_RESPONSES, ResponseSpec, problem
 from backend.todos.etags import ETAG_HEADER, etag_for, parse_if_match
 from backend.todos.pagination import SortOrder, decode_cursor, encode_cursor
@@ -24,6 +23,7 @@ from backend.todos.schemas import (
     TodoStats,
     TodoUpdate,
 )
+from backend.todos.service import create_idempotently, location_of
 
 router = APIRouter(
     prefix="/todos",
@@ -95,27 +95,16 @@ async def create_todo(
     response: Response,
     user: CurrentUser,
     session: SessionDep,
+    database: DatabaseDep,
     idempotency_key: Annotated[
         str | None, Header(description=IDEMPOTENCY_KEY_DOC, pattern=KEY_HEADER_PATTERN)
     ] = None,
 ) -> Any:
-    todos = TodoRepository(session, user.id)
-    if idempotency_key is None:
-        created = TodoRead.model_validate(await todos.create(data))
-        response.headers["Location"] = f"/todos/{created.id}"
-        return _with_etag(created, response)
-
-    key, request_hash = parse_key(idempotency_key), fingerprint(data.model_dump_json())
-    store = IdempotencyStore(session, user.id)
-    stored = await store.claim(key, request_hash)
-    if stored is not None:
-        headers = {**stored.response_headers, "Idempotent-Replayed": "true"}
-        return JSONResponse(stored.response_body, stored.status_code, headers=headers)
-    created = TodoRead.model_validate(await todos.create(data))
-    headers = {"Location": f"/todos/{created.id}", "ETag": etag_for(created.version)}
-    body = created.model_dump(mode="json")
-    await store.save(key, request_hash, 201, body, headers)
-    return JSONResponse(body, 201, headers=headers)
+    if idempotency_key is not None:
+        return await create_idempotently(database, user.id, parse_key(idempotency_key), data)
+    created = TodoRead.model_validate(await TodoRepository(session, user.id).create(data))
+    response.headers["Location"] = location_of(created)
+    return _with_etag(created, response)
 
 
 @router.delete(

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from backend.db import Database
 from backend.main import create_app
 from backend.settings import Settings
 
@@ -232,7 +233,7 @@ async def running(
     app = create_app(settings)
     async with LifespanManager(app):
         if sessionmaker is not None:
-            app.state.sessionmaker = sessionmaker
+            app.state.db = Database.single(sessionmaker)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend import migrations
-from backend.db import create_engine
+from backend.db import Database, create_engine
 from backend.main import create_app
 from tests.better_auth import harness
 from tests.better_auth.harness import BetterAuthServer, BetterAuthUser
@@ -66,7 +66,7 @@ async def api_client(
     app = create_app(settings)
     async with LifespanManager(app):
         if sessionmaker is not None:
-            app.state.sessionmaker = sessionmaker
+            app.state.db = Database.single(sessionmaker)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
             yield app, client
