@@ -2,6 +2,7 @@
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
@@ -12,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Row,
     Text,
     false,
     func,
@@ -37,6 +39,10 @@ class Priority(StrEnum):
 PRIORITY_TYPE = Enum(
     Priority, name="todo_priority", values_callable=lambda members: [m.value for m in members]
 )
+
+
+# What the repository returns: a row of `todo`, read like a Todo (`row.title`).
+TodoRow = Row[Any]
 
 
 class Todo(SQLModel, table=True):

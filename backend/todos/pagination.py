@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, tuple_
 from sqlmodel import col
 
 from backend.errors import UnprocessableContent
-from backend.todos.models import Priority, Todo
+from backend.todos.models import Priority, Todo, TodoRow
 
 # Not a secret: the cursor only positions the caller within their own rows, and every value
 # in it is validated and bound as a parameter. The checksum makes edited cursors fail loudly.
@@ -70,7 +70,7 @@ class SortOrder:
             key = key.nulls_last()
         return [key, getattr(col(Todo.id), direction)()]
 
-    def key_of(self, todo: Todo) -> str | None:
+    def key_of(self, todo: TodoRow) -> str | None:
         # A title travels as it is, not lowered: see `after`.
         value = getattr(todo, self.field)
         if value is None or isinstance(value, str):  # Priority is a str too
@@ -111,7 +111,7 @@ def _checksum(payload: bytes) -> str:
     return hashlib.blake2b(payload, key=_CHECKSUM_KEY, digest_size=8).hexdigest()
 
 
-def encode_cursor(order: SortOrder, todo: Todo) -> str:
+def encode_cursor(order: SortOrder, todo: TodoRow) -> str:
     data = _CursorData(sort=order.name, id=todo.id, key=order.key_of(todo))
     payload = data.model_dump_json().encode()
     token = f"{_checksum(payload)}.".encode() + payload
