@@ -22,10 +22,18 @@ from backend.embedded import EmbeddedPostgres
 from backend.settings import Settings
 
 
-def _statement_name() -> str:
-    # Unique names: behind a transaction-mode pooler a statement prepared on one server
-    # connection must never collide with one left over on another.
+def _unique_statement_name() -> str:
+    # Statements kept in the cache need a name; a unique one can never collide with a
+    # statement left over on a server connection a pooler handed us.
     return f"__asyncpg_{uuid4().hex}__"
+
+
+def _unnamed_statement() -> str:
+    # Uncached statements use PostgreSQL's unnamed statement: it needs no Close message
+    # afterwards (asyncpg sends one, a round trip, for every named statement it discards),
+    # and prepare and execute reach the server without a Sync in between, so a
+    # transaction-mode pooler keeps them on one server connection.
+    return ""
 
 
 def create_engine(database_url: str, settings: Settings) -> AsyncEngine:
@@ -36,7 +44,9 @@ def create_engine(database_url: str, settings: Settings) -> AsyncEngine:
         "command_timeout": settings.db_statement_timeout,
         "statement_cache_size": settings.db_statement_cache_size,
         "prepared_statement_cache_size": settings.db_statement_cache_size,
-        "prepared_statement_name_func": _statement_name,
+        "prepared_statement_name_func": (
+            _unique_statement_name if settings.db_statement_cache_size else _unnamed_statement
+        ),
         **target.connect_args,
     }
     engine = create_async_engine(
