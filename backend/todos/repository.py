@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, Table, and_, case, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from uuid_utils.compat import uuid7
@@ -14,6 +15,7 @@ from backend.errors import NotFound, PreconditionFailed
 from backend.todos.models import Todo, TodoRow
 from backend.todos.pagination import Position, SortOrder
 from backend.todos.schemas import TodoCreate, TodoListQuery, TodoStats
+from backend.users.repository import UserGone
 
 
 class TodoNotFound(NotFound):
@@ -95,7 +97,10 @@ class TodoRepository:
         statement = (
             insert(TODOS).values(id=uuid7(), user_id=self._user_id, **values).returning(TODOS)
         )
-        created: TodoRow = (await self._session.execute(statement)).one()
+        try:
+            created: TodoRow = (await self._session.execute(statement)).one()
+        except IntegrityError as exc:  # the only constraint validated input can hit: user_id
+            raise UserGone() from exc
         return created
 
     async def update(

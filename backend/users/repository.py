@@ -6,10 +6,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from backend.auth.verifier import InvalidToken
 from backend.base import utc_now
 from backend.errors import Conflict
 from backend.users.models import User
 from backend.users.schemas import UserProfile
+
+
+class UserGone(InvalidToken):
+    """The token verifies, but its user was deleted (by Better Auth, on a shared database)
+    after this process provisioned it: answered like any other unusable token."""
 
 
 class EmailTaken(Conflict):

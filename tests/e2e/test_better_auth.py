@@ -198,4 +198,8 @@ async def test_shared_database_and_user_table(
                         text("SELECT count(*) FROM todo WHERE user_id = :id"), {"id": alice.id}
                     )
                 assert left == 0  # Better Auth's delete cascaded to the API's todos
+                # Her JWT still verifies until it expires; the API must not answer 500.
+                stale = await client.post("/todos", json={"title": "x"}, headers=bearer(alice.jwt))
+                assert stale.status_code == 401
+                assert (await client.get("/users/me", headers=bearer(alice.jwt))).status_code == 401
                 assert (await client.get("/todos", headers=bearer(bob.jwt))).status_code == 200
