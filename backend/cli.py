@@ -9,10 +9,14 @@ import uvicorn
 from backend import migrations
 from backend.auth.development import DevelopmentKey
 from backend.db import open_database
+from backend.observability import configure_logging
 from backend.settings import Settings, get_settings
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
+    # With several workers this process only supervises them and never imports backend.main:
+    # its own lines ("Child process died") need the same JSON logging.
+    configure_logging(settings)
     uvicorn.run(
         "backend.main:app",
         host=args.host or settings.host,

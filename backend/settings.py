@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     db_pool_timeout: float = Field(default=5.0, gt=0, le=120)
     db_connect_timeout: float = Field(default=5.0, gt=0, le=120)
-    db_statement_timeout: float = Field(default=10.0, gt=0, le=600)
+    db_statement_timeout: float = Field(default=5.0, gt=0, le=600)
     db_pool_recycle: int = Field(default=1800, ge=-1)
     # A pooled connection idle this many seconds is pinged before use (busy ones are not).
     db_ping_after_idle: float = Field(default=5.0, ge=0, le=3600)

@@ -1,0 +1,218 @@
+"""The benchmark database: create it, migrate it with the app's own migrations, fill it with
+realistic users and todos through COPY, and drop it again."""
+
+import os
+import random
+import secrets
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from uuid_utils.compat import uuid7
+
+DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+BENCH_DB = "todo_bench"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench_url(admin_url: str) -> str:
+    """The admin URL with its database swapped for the benchmark's."""
+    parts = urlsplit(admin_url)
+    return urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
+
+
+async def recreate_database(admin_url: str) -> None:
+    connection = await asyncpg.connect(admin_url)
+    try:
+        # FORCE: a previous run killed mid-way may have left sessions behind.
+        await connection.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        await connection.execute(f"CREATE DATABASE {BENCH_DB}")
+    finally:
+        await connection.close()
+
+
+async def drop_database(admin_url: str) -> None:
+    connection = await asyncpg.connect(admin_url)
+    try:
+        await connection.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+    finally:
+        await connection.close()
+
+
+def migrate(database_url: str, workdir: Path) -> None:
+    """`todo-api migrate`, run in a scratch directory so a developer's `.env` can't leak in."""
+    env = {**clean_environment(), "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
+    subprocess.run(
+        [sys.executable, "-m", "backend.cli", "migrate"],
+        env=env,
+        cwd=workdir,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def clean_environment() -> dict[str, str]:
+    """os.environ without the app's settings, so the shell's AUTH_SECRET or DATABASE_URL
+    never mixes with the benchmark's configuration."""
+    app_prefixes = ("AUTH_", "DB_", "DATABASE_URL", "ENVIRONMENT", "AUTO_MIGRATE", "LOG_")
+    return {key: value for key, value in os.environ.items() if not key.startswith(app_prefixes)}
+
+
+# Realistic, varied text: titles a person would type, and words that `q` will look for.
+_TEMPLATES = [
+    "Call {person} about the {topic}",
+    "Email {person} re: {topic}",
+    "Buy {item}",
+    "Pick up {item} from the {place}",
+    "Book {appointment}",
+    "Renew {document}",
+    "Pay the {bill} bill",
+    "Review {work} for {person}",
+    "Finish the {work}",
+    "Schedule {appointment}",
+    "Clean the {room}",
+    "Fix the {thing}",
+    "Return {item} to the {place}",
+    "Plan {person}'s birthday",
+    'Read "{reading}"',
+    "Prepare slides for the {topic} meeting",
+    "Submit {document}",
+    "Cancel the {bill} subscription",
+    "Send invoice to {person}",
+    "Water the plants",
+    "Back up the laptop",
+]
+_WORDS = {
+    "person": ["Anna", "Ben", "mum", "Dr. Patel", "the landlord", "Sofia", "Kenji", "the plumber"],
+    "topic": ["budget", "roadmap", "holiday", "insurance claim", "quarterly report", "lease"],
+    "item": ["groceries", "printer ink", "a birthday card", "batteries", "dog food", "coffee"],
+    "place": ["pharmacy", "post office", "library", "hardware store", "dry cleaner"],
+    "appointment": ["dentist appointment", "car service", "haircut", "flights to Lisbon"],
+    "document": ["passport", "driving licence", "gym membership", "parking permit"],
+    "bill": ["electricity", "internet", "phone", "water", "streaming"],
+    "work": ["pull request #482", "design doc", "tax return", "quarterly report", "CV"],
+    "room": ["kitchen", "garage", "bathroom", "balcony"],
+    "thing": ["bike brakes", "leaking tap", "garden gate", "wifi router"],
+    "reading": ["Designing Data-Intensive Applications", "The Pragmatic Programmer", "Dune"],
+}
+_NOTES = [
+    "Remember to bring the receipt.",
+    "Ask whether the offer is still valid.",
+    "Budget: about {n} euros.",
+    "Blocked until {person} replies.",
+    "See https://example.com/notes/{n} for details.",
+    "Needs the {item} first.",
+    "Second reminder: this was due last week!",
+    "Check opening hours before going; closed on Sundays.",
+]
+# What `q` looks for: common words, a word found only in descriptions, and no match at all.
+SEARCH_TERMS = ["report", "dentist", "groceries", "insurance", "bill", "receipt", "ANNA", "zebra"]
+
+
+def _fill(template: str, rng: random.Random) -> str:
+    values = {key: rng.choice(options) for key, options in _WORDS.items()}
+    return template.format(n=rng.randint(5, 500), **values)
+
+
+def _todo(rng: random.Random, user_id: str, now: datetime) -> tuple[object, ...]:
+    created = now - timedelta(seconds=rng.randint(60, 180 * 86400))
+    description = None
+    if rng.random() < 0.7:  # most todos have notes, some of them long
+        sentences = rng.randint(1, 12 if rng.random() < 0.1 else 3)
+        description = " ".join(_fill(rng.choice(_NOTES), rng) for _ in range(sentences))
+    completed = rng.random() < 0.3
+    due = created + timedelta(days=rng.randint(-3, 60)) if rng.random() < 0.6 else None
+    return (
+        uuid7(nanoseconds=int(created.timestamp() * 1e9)),  # time-ordered, as the API makes them
+        user_id,
+        _fill(rng.choice(_TEMPLATES), rng),
+        description,
+        completed,
+        created + timedelta(hours=rng.randint(1, 240)) if completed else None,
+        rng.choices(["low", "medium", "high"], weights=[3, 5, 2])[0],
+        due,
+        created,
+        created,
+        1,
+    )
+
+
+@dataclass(frozen=True)
+class BenchUser:
+    id: str
+    email: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    users: list[BenchUser]
+    # (user index, todo id): the todos that GET /todos/{id} asks for.
+    sample_todos: list[tuple[int, str]]
+
+
+TODO_COLUMNS = [
+    "id",
+    "user_id",
+    "title",
+    "description",
+    "completed",
+    "completed_at",
+    "priority",
+    "due_at",
+    "created_at",
+    "updated_at",
+    "version",
+]
+
+
+async def seed(
+    database_url: str, users: int, todos_per_user: int, samples_per_user: int = 20
+) -> Dataset:
+    rng = random.Random(6)  # same text every run; ids and user ids are fresh
+    now = datetime.now(UTC)
+    people = [
+        # Better Auth's ids are 32 random alphanumerics; these look alike.
+        BenchUser(id=secrets.token_hex(16), email=f"user{i:05d}@bench.example", name=f"User {i}")
+        for i in range(users)
+    ]
+    user_rows = [(u.id, u.name, u.email, False, None, now, now) for u in people]
+    todo_rows = [_todo(rng, u.id, now) for u in people for _ in range(todos_per_user)]
+    samples = [
+        (index, str(row[0]))
+        for index in range(users)
+        for row in rng.sample(
+            todo_rows[index * todos_per_user : (index + 1) * todos_per_user],
+            min(samples_per_user, todos_per_user),
+        )
+    ]
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.copy_records_to_table("user", records=user_rows)
+        await connection.copy_records_to_table("todo", records=todo_rows, columns=TODO_COLUMNS)
+        # Fresh statistics, so the first queries get the plans they will get in production.
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
+    return Dataset(users=people, sample_todos=samples)
+
+
+async def patch_targets(
+    database_url: str, user_index: dict[str, int], count: int, exclude: list[str]
+) -> list[tuple[int, str, int]]:
+    """Random todos with their current versions, for one PATCH-with-If-Match run."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(
+            """SELECT user_id, id::text, version FROM todo
+            WHERE id <> ALL($2::uuid[]) ORDER BY random() LIMIT $1""",
+            count,
+            exclude,
+        )
+    finally:
+        await connection.close()
+    return [(user_index[r["user_id"]], r["id"], r["version"]) for r in rows]
