@@ -2,20 +2,15 @@
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any
 from uuid import uuid4
 
 from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from backend.db_url import parse_database_url
 from backend.embedded import EmbeddedPostgres
@@ -109,64 +104,55 @@ async def open_database(settings: Settings) -> AsyncIterator[AsyncEngine]:
             await asyncio.to_thread(embedded.stop)
 
 
-class Database:
-    """Where requests get their sessions.
+ConnectionFactory = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
 
-    `session()` runs in autocommit mode: each statement is its own transaction. Every hot-path
-    request issues one statement, which PostgreSQL runs atomically anyway, so an explicit
-    BEGIN and COMMIT would only add two round trips. `transaction()` wraps several statements
-    that must commit together (an idempotent create, a user's provisioning) in BEGIN ... COMMIT.
+
+class Database:
+    """Where requests get their database connection.
+
+    Requests use SQLAlchemy Core on the SQLModel tables over a plain connection: no ORM
+    session, identity map or attribute instrumentation on the hot path.
+
+    `connection()` runs in autocommit mode: each statement is its own transaction. Every
+    hot-path request issues one statement, which PostgreSQL runs atomically anyway, so an
+    explicit BEGIN and COMMIT would only add two round trips. `transaction()` wraps several
+    statements that must commit together (an idempotent create, a user's provisioning) in
+    BEGIN ... COMMIT, committed when the block ends and rolled back if it raises.
     """
 
-    def __init__(
-        self,
-        autocommit: async_sessionmaker[AsyncSession],
-        transactional: async_sessionmaker[AsyncSession],
-    ) -> None:
-        self._autocommit = autocommit
-        self._transactional = transactional
+    def __init__(self, connect: ConnectionFactory, begin: ConnectionFactory) -> None:
+        self.connection = connect
+        self.transaction = begin
 
     @classmethod
     def for_engine(cls, engine: AsyncEngine) -> "Database":
-        # expire_on_commit=False: loaded objects stay readable after a commit without a lazy
-        # reload, which async code cannot do.
-        def sessions(bind: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-            return async_sessionmaker(bind, class_=AsyncSession, expire_on_commit=False)
-
         autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        return cls(sessions(autocommit), sessions(engine))
+        return cls(autocommit.connect, engine.begin)
 
     @classmethod
-    def single(cls, sessionmaker: async_sessionmaker[AsyncSession]) -> "Database":
-        """Both kinds of session from one factory (tests: all inside one rolled-back
-        transaction, where every `begin()` becomes a savepoint)."""
-        return cls(sessionmaker, sessionmaker)
+    def inside(cls, connection: AsyncConnection) -> "Database":
+        """Everything on one connection, each use in a savepoint of its open transaction
+        (tests: all of a test's requests inside one transaction that is rolled back)."""
 
-    @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
-        # begin() costs no round trip in autocommit mode; it keeps test savepoints working.
-        async with self._autocommit() as session, session.begin():
-            yield session
+        @asynccontextmanager
+        async def savepoint() -> AsyncIterator[AsyncConnection]:
+            async with connection.begin_nested():
+                yield connection
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """Commits when the block ends without an exception, rolls back otherwise."""
-        async with self._transactional() as session, session.begin():
-            yield session
+        return cls(savepoint, savepoint)
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.db
     return database
 
 
-async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with get_database(request).session() as session:
-        yield session
+async def _request_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    async with (await get_database(request)).connection() as connection:
+        yield connection
 
 
-# scope="function": the session ends when the endpoint returns, *before* the response is
-# sent, so a failed write can never be answered with a 2xx. The session connects lazily, on
-# its first statement.
-SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]
+# scope="function": the connection goes back to the pool when the endpoint returns, before
+# the response is sent; every write has committed by then.
+ConnectionDep = Annotated[AsyncConnection, Depends(_request_connection, scope="function")]
 DatabaseDep = Annotated[Database, Depends(get_database)]

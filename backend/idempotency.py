@@ -11,9 +11,9 @@ import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Index, SmallInteger, Text, func, select
+from sqlalchemy import Column, ForeignKey, Index, Row, SmallInteger, Text, func, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel, col
 
 from backend.base import timestamp_column
@@ -62,22 +62,23 @@ def fingerprint(body: bytes | str) -> str:
 
 
 class IdempotencyStore:
-    def __init__(self, session: AsyncSession, user_id: str) -> None:
-        self._session = session
+    def __init__(self, connection: AsyncConnection, user_id: str) -> None:
+        self._connection = connection
         self._user_id = user_id
 
-    async def claim(self, key: str, request_hash: str) -> IdempotencyKey | None:
+    async def claim(self, key: str, request_hash: str) -> Row[Any] | None:
         """Lock `key` for this transaction; return the stored response if it already ran."""
         lock_id = func.hashtextextended(self._user_id + "\x1f" + key, 0)
-        if not await self._session.scalar(select(func.pg_try_advisory_xact_lock(lock_id))):
+        if not await self._connection.scalar(select(func.pg_try_advisory_xact_lock(lock_id))):
             raise KeyInFlight()
-        stored = await self._session.scalar(
-            select(IdempotencyKey).where(
+        result = await self._connection.execute(
+            select(IdempotencyKey.__table__).where(  # type: ignore[attr-defined]
                 col(IdempotencyKey.user_id) == self._user_id,
                 col(IdempotencyKey.key) == key,
                 col(IdempotencyKey.created_at) > func.now() - KEY_LIFETIME,
             )
         )
+        stored = result.first()
         if stored is not None and stored.request_hash != request_hash:
             raise KeyReused()
         return stored
@@ -102,4 +103,4 @@ class IdempotencyStore:
         statement = insert(IdempotencyKey).values(values)
         # An expired record under the same key is replaced.
         statement = statement.on_conflict_do_update(index_elements=["user_id", "key"], set_=values)
-        await self._session.execute(statement)
+        await self._connection.execute(statement)

@@ -112,12 +112,10 @@ async def started_app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[
 
 
 @pytest.fixture
-async def app(
-    started_app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[FastAPI]:
-    """The app with every request's session inside this test's rolled-back transaction."""
+async def app(started_app: FastAPI, connection: AsyncConnection) -> AsyncIterator[FastAPI]:
+    """The app with every request inside this test's rolled-back transaction."""
     real_database = started_app.state.db
-    started_app.state.db = Database.single(sessionmaker)
+    started_app.state.db = Database.inside(connection)
     started_app.state.known_users = KnownUsers()
     yield started_app
     started_app.state.db = real_database

@@ -230,5 +230,5 @@ def test_every_public_repository_method_has_a_scoping_case(
 @pytest.mark.parametrize("cls", [TodoRepository, UserRepository])
 def test_a_repository_cannot_be_built_without_a_user_id(cls: type) -> None:
     parameters = list(inspect.signature(cls).parameters.values())
-    assert [parameter.name for parameter in parameters] == ["session", "user_id"]
+    assert [parameter.name for parameter in parameters] == ["connection", "user_id"]
     assert all(parameter.default is inspect.Parameter.empty for parameter in parameters)

@@ -73,8 +73,8 @@ async def current_user(
     if not known_users.is_current(claims.sub, profile):
         # Its own short transaction, committed before the request goes on: only a committed
         # row may count as known.
-        async with database.transaction() as session:
-            await UserRepository(session, claims.sub).provision(profile)
+        async with database.transaction() as connection:
+            await UserRepository(connection, claims.sub).provision(profile)
         known_users.remember(claims.sub, profile)
     request.state.user_id = claims.sub  # for the request log
     return AuthenticatedUser(id=claims.sub)

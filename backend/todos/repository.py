@@ -7,7 +7,7 @@ from uuid import UUID
 
 from sqlalchemy import ColumnElement, Table, and_, case, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 from uuid_utils.compat import uuid7
 
@@ -38,8 +38,8 @@ TODOS: Table = Todo.__table__  # type: ignore[attr-defined]
 
 
 class TodoRepository:
-    def __init__(self, session: AsyncSession, user_id: str) -> None:
-        self._session = session
+    def __init__(self, connection: AsyncConnection, user_id: str) -> None:
+        self._connection = connection
         self._user_id = user_id
 
     def _mine(self, *conditions: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -52,7 +52,7 @@ class TodoRepository:
         return self._mine(*conditions)
 
     async def get(self, todo_id: UUID) -> TodoRow:
-        todo = (await self._session.execute(select(TODOS).where(self._one(todo_id)))).first()
+        todo = (await self._connection.execute(select(TODOS).where(self._one(todo_id)))).first()
         if todo is None:
             raise TodoNotFound()
         return todo
@@ -70,7 +70,7 @@ class TodoRepository:
             .order_by(*order.order_by())
             .limit(query.limit + 1)
         )
-        return (await self._session.execute(statement)).all()
+        return (await self._connection.execute(statement)).all()
 
     @staticmethod
     def _filters(query: TodoListQuery) -> list[ColumnElement[bool]]:
@@ -98,7 +98,7 @@ class TodoRepository:
             insert(TODOS).values(id=uuid7(), user_id=self._user_id, **values).returning(TODOS)
         )
         try:
-            created: TodoRow = (await self._session.execute(statement)).one()
+            created: TodoRow = (await self._connection.execute(statement)).one()
         except IntegrityError as exc:  # the only constraint validated input can hit: user_id
             raise UserGone() from exc
         return created
@@ -124,26 +124,26 @@ class TodoRepository:
         statement = (
             update(TODOS).where(self._one(todo_id, expected)).values(values).returning(TODOS)
         )
-        updated: TodoRow | None = (await self._session.execute(statement)).one_or_none()
+        updated: TodoRow | None = (await self._connection.execute(statement)).one_or_none()
         if updated is None:
             raise await self._why_missing(todo_id)
         return updated
 
     async def delete(self, todo_id: UUID, expected: ExpectedVersions = None) -> None:
         statement = delete(TODOS).where(self._one(todo_id, expected)).returning(TODOS.c.id)
-        if await self._session.scalar(statement) is None:
+        if await self._connection.scalar(statement) is None:
             raise await self._why_missing(todo_id)
 
     async def _why_missing(self, todo_id: UUID) -> TodoNotFound | VersionMismatch:
         """After a guarded write matched nothing: was it the id or the version?"""
         exists = select(col(Todo.id)).where(self._one(todo_id))
-        found = await self._session.scalar(exists)
+        found = await self._connection.scalar(exists)
         return VersionMismatch() if found is not None else TodoNotFound()
 
     async def delete_completed(self) -> int:
         statement = delete(TODOS).where(self._mine(col(Todo.completed).is_(True)))
-        result = await self._session.execute(statement)
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        result = await self._connection.execute(statement)
+        return int(result.rowcount)
 
     async def stats(self) -> TodoStats:
         completed = col(Todo.completed)
@@ -153,5 +153,5 @@ class TodoRepository:
             func.count().filter(completed),
             func.count().filter(overdue),
         ).where(self._mine())
-        total, done, late = (await self._session.execute(statement)).one()
+        total, done, late = (await self._connection.execute(statement)).one()
         return TodoStats(total=total, completed=done, active=total - done, overdue=late)

@@ -7,7 +7,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Query, Response
 
 from backend.auth.dependencies import CurrentUser
-from backend.db import DatabaseDep, SessionDep
+from backend.db import ConnectionDep, DatabaseDep
 from backend.errors import UnprocessableContent
 from backend.idempotency import KEY_HEADER_PATTERN, parse_key
 from backend.openapi import AUTH_RESPONSES, ResponseSpec, problem
@@ -37,8 +37,8 @@ IF_MATCH_DOC = "The ETag of the version this change is based on; `*` for any."
 IDEMPOTENCY_KEY_DOC = "Makes the POST safe to retry: same key and body, same response (24 h)."
 
 
-async def todo_repository(user: CurrentUser, session: SessionDep) -> TodoRepository:
-    return TodoRepository(session, user.id)
+async def todo_repository(user: CurrentUser, connection: ConnectionDep) -> TodoRepository:
+    return TodoRepository(connection, user.id)
 
 
 Todos = Annotated[TodoRepository, Depends(todo_repository)]
@@ -94,7 +94,6 @@ async def create_todo(
     data: TodoCreate,
     response: Response,
     user: CurrentUser,
-    session: SessionDep,
     database: DatabaseDep,
     idempotency_key: Annotated[
         str | None, Header(description=IDEMPOTENCY_KEY_DOC, pattern=KEY_HEADER_PATTERN)
@@ -102,7 +101,9 @@ async def create_todo(
 ) -> Any:
     if idempotency_key is not None:
         return await create_idempotently(database, user.id, parse_key(idempotency_key), data)
-    created = TodoRead.model_validate(await TodoRepository(session, user.id).create(data))
+    # Not a ConnectionDep: the idempotent branch above takes a transaction of its own.
+    async with database.connection() as connection:
+        created = TodoRead.model_validate(await TodoRepository(connection, user.id).create(data))
     response.headers["Location"] = location_of(created)
     return _with_etag(created, response)
 

@@ -19,11 +19,13 @@ async def create_idempotently(
     """POST /todos with an Idempotency-Key: the todo and the stored response commit together,
     under the key's lock (see backend.idempotency), before the response is sent."""
     request_hash = fingerprint(data.model_dump_json())
-    async with database.transaction() as session:
-        store = IdempotencyStore(session, user_id)
+    async with database.transaction() as connection:
+        store = IdempotencyStore(connection, user_id)
         stored = await store.claim(key, request_hash)
         if stored is None:
-            created = TodoRead.model_validate(await TodoRepository(session, user_id).create(data))
+            created = TodoRead.model_validate(
+                await TodoRepository(connection, user_id).create(data)
+            )
             headers = {"Location": location_of(created), "ETag": etag_for(created.version)}
             body = created.model_dump(mode="json")
             await store.save(key, request_hash, 201, body, headers)

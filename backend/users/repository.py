@@ -1,9 +1,11 @@
 """Reads and writes of the `user` table, always for one user id."""
 
-from sqlalchemy import tuple_
+from typing import Any
+
+from sqlalchemy import Row, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
 from backend.auth.verifier import InvalidToken
@@ -11,6 +13,9 @@ from backend.base import utc_now
 from backend.errors import Conflict
 from backend.users.models import User
 from backend.users.schemas import UserProfile
+
+# Attribute name -> column ("email_verified" -> "emailVerified"): Better Auth's camelCase.
+_USER_COLUMNS = {name: col(getattr(User, name)) for name in User.model_fields}
 
 
 class UserGone(InvalidToken):
@@ -24,12 +29,15 @@ class EmailTaken(Conflict):
 
 
 class UserRepository:
-    def __init__(self, session: AsyncSession, user_id: str) -> None:
-        self._session = session
+    def __init__(self, connection: AsyncConnection, user_id: str) -> None:
+        self._connection = connection
         self._user_id = user_id
 
-    async def get(self) -> User | None:
-        return await self._session.get(User, self._user_id)
+    async def get(self) -> Row[Any] | None:
+        """The row, its columns labelled with the model's attribute names."""
+        columns: list[Any] = [column.label(name) for name, column in _USER_COLUMNS.items()]
+        statement = select(*columns).where(col(User.id) == self._user_id)
+        return (await self._connection.execute(statement)).first()
 
     async def provision(self, profile: UserProfile) -> None:
         """Create the row on first sight of a user; update it when the claims changed."""
@@ -62,8 +70,8 @@ class UserRepository:
         # e-mail index, not the id conflict. The row is visible now, so one retry settles it.
         for attempt in range(2):
             try:
-                async with self._session.begin_nested():
-                    await self._session.execute(statement)
+                async with self._connection.begin_nested():
+                    await self._connection.execute(statement)
                 return
             except IntegrityError as exc:
                 if attempt:

@@ -8,8 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.settings import Settings
 from tests.auth.helpers import ALGORITHMS, AUDIENCE, ISSUER, JwksServer, SigningKey, running
@@ -57,13 +56,11 @@ def jwks_settings(
 
 
 @pytest.fixture
-def make_api(
-    jwks_settings: Callable[..., Settings], sessionmaker: async_sessionmaker[AsyncSession]
-) -> ApiFactory:
+def make_api(jwks_settings: Callable[..., Settings], connection: AsyncConnection) -> ApiFactory:
     """`async with make_api(**settings) as api`: a fresh JWKS-mode app (cold key cache)."""
 
     def make(**overrides: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
-        return running(jwks_settings(**overrides), sessionmaker)
+        return running(jwks_settings(**overrides), connection)
 
     return make
 

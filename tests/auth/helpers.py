@@ -17,8 +17,7 @@ import httpx
 import jwt
 from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.db import Database
 from backend.main import create_app
@@ -226,14 +225,14 @@ class JwksServer:
 
 @asynccontextmanager
 async def running(
-    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession] | None = None
+    settings: Settings, connection: AsyncConnection | None = None
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """A started app and a client for it. With `sessionmaker` (the test's rolled-back
+    """A started app and a client for it. With `connection` (in the test's rolled-back
     transaction) its requests use that instead of the app's own engine."""
     app = create_app(settings)
     async with LifespanManager(app):
-        if sessionmaker is not None:
-            app.state.db = Database.single(sessionmaker)
+        if connection is not None:
+            app.state.db = Database.inside(connection)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client

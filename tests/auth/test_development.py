@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 from asgi_lifespan import LifespanManager
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.cli import main
 from backend.main import create_app
@@ -48,7 +47,7 @@ async def test_cli_token_is_accepted_by_the_development_app(
     cli_env: Path,
     mint: Callable[[str], str],
     database_url: str,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    connection: AsyncConnection,
 ) -> None:
     ada, ada_again, ada_shouting, bob = (
         mint(email)
@@ -57,7 +56,7 @@ async def test_cli_token_is_accepted_by_the_development_app(
     settings = make_settings(database_url, cli_env, auth_secret=None)
     assert settings.uses_development_auth
 
-    async with running(settings, sessionmaker) as api:
+    async with running(settings, connection) as api:
         first = await me(api, ada)
         assert first.status_code == 200, first.text
         assert first.json()["email"] == "ada@example.com"
@@ -73,13 +72,11 @@ async def test_development_app_rejects_tokens_of_another_key(
     mint: Callable[[str], str],
     tmp_path_factory: pytest.TempPathFactory,
     database_url: str,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    connection: AsyncConnection,
 ) -> None:
     token = mint("ada@example.com")
     elsewhere = tmp_path_factory.mktemp("other-checkout")
-    async with running(
-        make_settings(database_url, elsewhere, auth_secret=None), sessionmaker
-    ) as api:
+    async with running(make_settings(database_url, elsewhere, auth_secret=None), connection) as api:
         assert_invalid_token(await me(api, token))
 
 

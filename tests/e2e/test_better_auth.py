@@ -16,7 +16,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend import migrations
 from backend.db import Database, create_engine
@@ -52,9 +52,9 @@ async def api_client(
     data_dir: Path,
     server: BetterAuthServer,
     *,
-    sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    connection: AsyncConnection | None = None,
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """The API in JWKS mode, trusting `server`; optionally on a rolled-back sessionmaker."""
+    """The API in JWKS mode, trusting `server`; optionally inside the test's transaction."""
     settings = make_settings(
         database_url,
         data_dir,
@@ -65,8 +65,8 @@ async def api_client(
     )
     app = create_app(settings)
     async with LifespanManager(app):
-        if sessionmaker is not None:
-            app.state.db = Database.single(sessionmaker)
+        if connection is not None:
+            app.state.db = Database.inside(connection)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
             yield app, client
@@ -111,12 +111,12 @@ async def test_tokens_of_every_algorithm_are_accepted(
     better_auth_database: str,
     database_url: str,
     data_dir: Path,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    connection: AsyncConnection,
 ) -> None:
     with BetterAuthServer(better_auth_database, alg=alg) as server:
         user = sign_up(server, "Ada")
         assert jwt.get_unverified_header(user.jwt)["alg"] == alg
-        async with api_client(database_url, data_dir, server, sessionmaker=sessionmaker) as (
+        async with api_client(database_url, data_dir, server, connection=connection) as (
             _,
             client,
         ):
@@ -127,11 +127,11 @@ async def test_separate_databases_users_and_isolation(
     better_auth_database: str,
     database_url: str,
     data_dir: Path,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    connection: AsyncConnection,
 ) -> None:
     with BetterAuthServer(better_auth_database) as server:
         alice, bob = sign_up(server, "Alice"), sign_up(server, "Bob")
-        async with api_client(database_url, data_dir, server, sessionmaker=sessionmaker) as (
+        async with api_client(database_url, data_dir, server, connection=connection) as (
             _,
             client,
         ):
@@ -144,11 +144,11 @@ async def test_session_token_of_the_bearer_plugin_is_not_accepted(
     better_auth_database: str,
     database_url: str,
     data_dir: Path,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    connection: AsyncConnection,
 ) -> None:
     with BetterAuthServer(better_auth_database) as server:
         user = sign_up(server, "Eve")
-        async with api_client(database_url, data_dir, server, sessionmaker=sessionmaker) as (
+        async with api_client(database_url, data_dir, server, connection=connection) as (
             _,
             client,
         ):
