@@ -16,10 +16,11 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import ColumnElement, and_, func, or_, tuple_
-from sqlmodel import col
 
 from backend.errors import UnprocessableContent
-from backend.todos.models import Priority, Todo, TodoRow
+from backend.todos.models import TODOS, Priority, TodoRow
+
+C = TODOS.c
 
 # Not a secret: the cursor only positions the caller within their own rows, and every value
 # in it is validated and bound as a parameter. The checksum makes edited cursors fail loudly.
@@ -60,15 +61,15 @@ class SortOrder:
     @property
     def key(self) -> Any:
         if self.field == "title":
-            return func.lower(col(Todo.title))
-        return col(getattr(Todo, self.field))
+            return func.lower(C.title)
+        return C[self.field]
 
     def order_by(self) -> list[Any]:
         direction = "desc" if self.descending else "asc"
         key = getattr(self.key, direction)()
         if self.field == "due_at":
             key = key.nulls_last()
-        return [key, getattr(col(Todo.id), direction)()]
+        return [key, getattr(C.id, direction)()]
 
     def key_of(self, todo: TodoRow) -> str | None:
         # A title travels as it is, not lowered: see `after`.
@@ -94,13 +95,13 @@ class SortOrder:
     def after(self, cursor: Position) -> ColumnElement[bool]:
         """Rows that come after the cursor's row in this order."""
         if cursor.key is None:  # only due_at is nullable; the cursor sits among the nulls
-            return and_(col(Todo.due_at).is_(None), self._beyond(col(Todo.id), cursor.id))
+            return and_(C.due_at.is_(None), self._beyond(C.id, cursor.id))
         # PostgreSQL lowers the cursor's title exactly as it lowers the column. Python's
         # str.lower() differs (final sigma, dotted I, ...), which repeated or skipped rows.
         key = func.lower(cursor.key) if self.field == "title" else cursor.key
-        beyond = self._beyond(tuple_(self.key, col(Todo.id)), tuple_(key, cursor.id))
+        beyond = self._beyond(tuple_(self.key, C.id), tuple_(key, cursor.id))
         if self.field == "due_at":
-            return or_(and_(col(Todo.due_at).is_not(None), beyond), col(Todo.due_at).is_(None))
+            return or_(and_(C.due_at.is_not(None), beyond), C.due_at.is_(None))
         return beyond
 
     def _beyond(self, left: Any, right: Any) -> ColumnElement[bool]:

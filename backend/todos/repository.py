@@ -5,14 +5,23 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Table, and_, case, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlmodel import col
 from uuid_utils.compat import uuid7
 
 from backend.errors import NotFound, PreconditionFailed
-from backend.todos.models import Todo, TodoRow
+from backend.todos.models import TODOS, TodoRow
 from backend.todos.pagination import Position, SortOrder
 from backend.todos.schemas import TodoCreate, TodoListQuery, TodoStats
 from backend.users.repository import UserGone
@@ -34,7 +43,10 @@ ExpectedVersions = frozenset[int] | None
 # Hot paths use SQLAlchemy Core on the SQLModel table: rows, not ORM objects, which spares
 # the identity map and attribute instrumentation on every request. A row reads like a Todo
 # (`row.title`), which is all TodoRead.model_validate needs.
-TODOS: Table = Todo.__table__  # type: ignore[attr-defined]
+C = TODOS.c
+
+# The statement of GET /todos/{id}, built once: only its parameters change per request.
+_GET = select(TODOS).where(C.user_id == bindparam("user_id"), C.id == bindparam("todo_id"))
 
 
 class TodoRepository:
@@ -43,16 +55,17 @@ class TodoRepository:
         self._user_id = user_id
 
     def _mine(self, *conditions: ColumnElement[bool]) -> ColumnElement[bool]:
-        return and_(col(Todo.user_id) == self._user_id, *conditions)
+        return and_(C.user_id == self._user_id, *conditions)
 
     def _one(self, todo_id: UUID, expected: ExpectedVersions = None) -> ColumnElement[bool]:
-        conditions = [col(Todo.id) == todo_id]
+        conditions = [C.id == todo_id]
         if expected:
-            conditions.append(col(Todo.version).in_(expected))
+            conditions.append(C.version.in_(expected))
         return self._mine(*conditions)
 
     async def get(self, todo_id: UUID) -> TodoRow:
-        todo = (await self._connection.execute(select(TODOS).where(self._one(todo_id)))).first()
+        parameters = {"user_id": self._user_id, "todo_id": todo_id}
+        todo = (await self._connection.execute(_GET, parameters)).first()
         if todo is None:
             raise TodoNotFound()
         return todo
@@ -76,19 +89,19 @@ class TodoRepository:
     def _filters(query: TodoListQuery) -> list[ColumnElement[bool]]:
         filters: list[ColumnElement[bool]] = []
         if query.completed is not None:
-            filters.append(col(Todo.completed) == query.completed)
+            filters.append(C.completed == query.completed)
         if query.priority is not None:
-            filters.append(col(Todo.priority) == query.priority)
+            filters.append(C.priority == query.priority)
         if query.q is not None:
             # autoescape: %, _ and \ in the search text match themselves.
             filters.append(
-                col(Todo.title).icontains(query.q, autoescape=True)
-                | col(Todo.description).icontains(query.q, autoescape=True)
+                C.title.icontains(query.q, autoescape=True)
+                | C.description.icontains(query.q, autoescape=True)
             )
         if query.due_after is not None:
-            filters.append(col(Todo.due_at) >= query.due_after)
+            filters.append(C.due_at >= query.due_after)
         if query.due_before is not None:
-            filters.append(col(Todo.due_at) < query.due_before)
+            filters.append(C.due_at < query.due_before)
         return filters
 
     async def create(self, data: TodoCreate) -> TodoRow:
@@ -112,12 +125,12 @@ class TodoRepository:
             if expected and todo.version not in expected:
                 raise VersionMismatch()
             return todo
-        values: dict[str, Any] = {**changes, "version": col(Todo.version) + 1}
+        values: dict[str, Any] = {**changes, "version": C.version + 1}
         values["updated_at"] = func.now()
         if "completed" in changes:
             # Completing keeps the first completion time; reopening clears it.
             values["completed_at"] = (
-                case((col(Todo.completed), col(Todo.completed_at)), else_=func.now())
+                case((C.completed, C.completed_at), else_=func.now())
                 if changes["completed"]
                 else None
             )
@@ -136,18 +149,18 @@ class TodoRepository:
 
     async def _why_missing(self, todo_id: UUID) -> TodoNotFound | VersionMismatch:
         """After a guarded write matched nothing: was it the id or the version?"""
-        exists = select(col(Todo.id)).where(self._one(todo_id))
+        exists = select(C.id).where(self._one(todo_id))
         found = await self._connection.scalar(exists)
         return VersionMismatch() if found is not None else TodoNotFound()
 
     async def delete_completed(self) -> int:
-        statement = delete(TODOS).where(self._mine(col(Todo.completed).is_(True)))
+        statement = delete(TODOS).where(self._mine(C.completed.is_(True)))
         result = await self._connection.execute(statement)
         return int(result.rowcount)
 
     async def stats(self) -> TodoStats:
-        completed = col(Todo.completed)
-        overdue = and_(~completed, col(Todo.due_at) < func.now())
+        completed = C.completed
+        overdue = and_(~completed, C.due_at < func.now())
         statement = select(
             func.count(),
             func.count().filter(completed),
