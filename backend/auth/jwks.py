@@ -13,9 +13,13 @@ import time
 from collections.abc import Callable
 
 import httpx
+from prometheus_client import Counter
 
 from backend.auth.keys import VerificationKey, key_from_jwk
 from backend.errors import ServiceUnavailable
+
+# Exported at /metrics with the process's other metrics.
+JWKS_FETCHES = Counter("jwks_fetches_total", "JWKS document fetches.", ["outcome"])
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +106,15 @@ class JwksCache:
 
     async def _fetch(self) -> tuple[VerificationKey, ...]:
         self.fetch_count += 1
+        try:
+            keys = await self._fetch_keys()
+        except Exception:
+            JWKS_FETCHES.labels("error").inc()
+            raise
+        JWKS_FETCHES.labels("ok").inc()
+        return keys
+
+    async def _fetch_keys(self) -> tuple[VerificationKey, ...]:
         response = await self._client.get(self.url, headers={"Accept": "application/json"})
         response.raise_for_status()
         document = response.json()

@@ -38,6 +38,14 @@ def assert_service_unavailable(response: httpx.Response) -> None:
     assert "127.0.0.1" not in response.text  # no internal address or error text
 
 
+async def fetches_metric(api: httpx.AsyncClient) -> float:
+    """`jwks_fetches_total{outcome="ok"}` as /metrics reports it (0 before the first)."""
+    for line in (await api.get("/metrics")).text.splitlines():
+        if line.startswith('jwks_fetches_total{outcome="ok"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
 class TestThroughTheApi:
     async def test_keys_are_fetched_once_for_many_requests(
         self, eddsa_key: SigningKey, api: httpx.AsyncClient, jwks_server: JwksServer
@@ -45,6 +53,13 @@ class TestThroughTheApi:
         for _ in range(20):
             assert (await me(api, eddsa_key.sign())).status_code == 200
         assert jwks_server.requests == 1
+
+    async def test_fetches_are_counted_in_the_metrics(
+        self, eddsa_key: SigningKey, api: httpx.AsyncClient
+    ) -> None:
+        before = await fetches_metric(api)
+        assert (await me(api, eddsa_key.sign())).status_code == 200  # cold cache: one fetch
+        assert await fetches_metric(api) == before + 1
 
     async def test_concurrent_first_requests_share_one_fetch(
         self,
