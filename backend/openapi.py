@@ -10,6 +10,13 @@ from pydantic.json_schema import models_json_schema
 from backend.errors import PROBLEM_JSON, Problem
 
 ResponseSpec = dict[int | str, dict[str, Any]]
+BEARER_SCHEME_NAME = "HTTPBearer"
+BEARER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "JWT",
+    "description": "A JWT from Better Auth's `jwt` plugin (or HS256 with AUTH_SECRET).",
+}
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 
@@ -76,9 +83,12 @@ def install_openapi(app: FastAPI) -> None:
         schemas.update(_problem_schemas())
         components = document["components"]
         components.setdefault("headers", {})["X-Request-ID"] = REQUEST_ID_HEADER
+        components["securitySchemes"] = {BEARER_SCHEME_NAME: BEARER_SCHEME}
         for path_item in document.get("paths", {}).values():
             for operation in path_item.values():
                 responses = operation.get("responses", {})
+                if "401" in responses:  # every route that authenticates documents its 401
+                    operation["security"] = [{BEARER_SCHEME_NAME: []}]
                 if "422" in responses:
                     responses["422"] = problem("The request is invalid; `errors` lists each field.")
                 if "requestBody" in operation:
