@@ -1,4 +1,4 @@
-"""The async engine and the one-session-per-request unit of work."""
+"""The async engine, and the connection (or transaction) each request works in."""
 
 import asyncio
 import time

@@ -51,7 +51,6 @@ class JwksCache:
         self._last_forced: float | None = None
         self._lock = asyncio.Lock()
         self._attempts = 0  # fetches finished, successful or not
-        self.fetch_count = 0
 
     async def keys_for(self, kid: str | None, alg: str) -> list[VerificationKey]:
         """The cached keys that may verify a token with this `kid` and `alg`."""
@@ -105,7 +104,6 @@ class JwksCache:
             return keys
 
     async def _fetch(self) -> tuple[VerificationKey, ...]:
-        self.fetch_count += 1
         try:
             keys = await self._fetch_keys()
         except Exception:
