@@ -7,7 +7,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy import Connection
 
-from backend.db import open_database
+from backend.db import create_engine, database_url
 from backend.migrations import lock_for_migration
 from backend.models import metadata
 from backend.settings import Settings
@@ -36,9 +36,15 @@ def run_migrations(connection: Connection) -> None:
 
 
 async def run_standalone() -> None:
-    async with open_database(Settings()) as engine, engine.connect() as connection:
-        await connection.run_sync(run_migrations)
-        await connection.commit()
+    settings = Settings()
+    async with database_url(settings) as url:
+        engine = create_engine(url, settings)
+        try:
+            async with engine.connect() as connection:
+                await connection.run_sync(run_migrations)
+                await connection.commit()
+        finally:
+            await engine.dispose()
 
 
 if context.is_offline_mode():

@@ -8,7 +8,7 @@ import uvicorn
 
 from backend import migrations
 from backend.auth.development import DevelopmentKey
-from backend.db import open_database
+from backend.db import database_url
 from backend.observability import configure_logging
 from backend.settings import Settings, get_settings
 
@@ -33,8 +33,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _migrate(settings: Settings, revision: str) -> None:
-    async with open_database(settings) as engine:
-        await migrations.upgrade(engine, revision)
+    async with database_url(settings) as url:
+        await migrations.upgrade(url, settings, revision)
 
 
 def migrate(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,158 +1,200 @@
-"""The async engine, and the connection (or transaction) each request works in."""
+"""Where requests get their database connection: one asyncpg pool per process.
+
+Requests execute statements compiled once from the SQLModel tables (backend.sql) on asyncpg
+directly. SQLAlchemy's engine exists only for Alembic (backend.migrations) and tests.
+
+- `Database.connection()`: autocommit, each statement its own transaction. A hot-path request
+  issues one statement, which PostgreSQL runs atomically anyway: BEGIN and COMMIT would only
+  add two round trips.
+- `Database.transaction()`: BEGIN ... COMMIT around statements that must commit together,
+  rolled back if the block raises.
+
+The pool is fixed-size: connections are opened on first demand and then kept (no overflow
+connections opened for a burst and closed again, each a TCP and TLS handshake and a server
+fork). Only a connection that sat idle for `DB_PING_AFTER_IDLE` seconds — the only kind that
+can have died unnoticed, e.g. when a Neon compute was suspended — is pinged before use.
+"""
+
+from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Annotated, Any
-from uuid import uuid4
+from typing import Any
 
-from fastapi import Depends, Request
-from sqlalchemy import event
-from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+import asyncpg
+from asyncpg import Record
+from asyncpg.pool import PoolConnectionProxy
+from sqlalchemy import NullPool
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from backend.db_url import parse_database_url
 from backend.embedded import EmbeddedPostgres
 from backend.settings import Settings
 
-
-def _unique_statement_name() -> str:
-    # Statements kept in the cache need a name; a unique one can never collide with a
-    # statement left over on a server connection a pooler handed us.
-    return f"__asyncpg_{uuid4().hex}__"
+# What repositories receive: a pooled connection (or, in tests, a plain one).
+type Connection = PoolConnectionProxy[Record] | asyncpg.Connection[Record]
 
 
-def _unnamed_statement() -> str:
-    # Uncached statements use PostgreSQL's unnamed statement: it needs no Close message
-    # afterwards (asyncpg sends one, a round trip, for every named statement it discards),
-    # and prepare and execute reach the server without a Sync in between, so a
-    # transaction-mode pooler keeps them on one server connection.
-    return ""
+class PooledConnection(asyncpg.Connection):  # type: ignore[type-arg]
+    """An asyncpg connection that remembers when it was last given back to the pool."""
+
+    released_at: float = 0.0
 
 
-def create_engine(database_url: str, settings: Settings) -> AsyncEngine:
+async def _on_connect(connection: PooledConnection) -> None:
+    connection.released_at = time.monotonic()  # brand new: no ping needed
+
+
+async def _on_release(connection: PooledConnection) -> None:
+    # Replaces asyncpg's default reset query (a round trip on every release: UNLISTEN,
+    # RESET ALL, ...). Requests set no session state; asyncpg still rolls back an open
+    # transaction itself before this runs.
+    connection.released_at = time.monotonic()
+
+
+def pool_arguments(database_url: str, settings: Settings) -> dict[str, Any]:
+    """Everything asyncpg.create_pool() needs, from DATABASE_URL and the settings."""
     target = parse_database_url(database_url)
-    connect_args: dict[str, Any] = {
+    return {
+        # The URL's own connect_timeout, if any, wins over DB_CONNECT_TIMEOUT.
         "timeout": settings.db_connect_timeout,
+        **target.asyncpg_arguments(),
         # Client-side statement timeout: works through any pooler and costs no round trip.
         "command_timeout": settings.db_statement_timeout,
+        # 0: every query uses PostgreSQL's unnamed statement, prepared and executed in one
+        # exchange that a transaction-mode pooler keeps on one server connection.
         "statement_cache_size": settings.db_statement_cache_size,
-        "prepared_statement_cache_size": settings.db_statement_cache_size,
-        "prepared_statement_name_func": (
-            _unique_statement_name if settings.db_statement_cache_size else _unnamed_statement
-        ),
-        **target.connect_args,
+        "min_size": 0,
+        "max_size": settings.db_pool_size,
+        "max_inactive_connection_lifetime": 0,  # never close a connection for being idle
+        "connection_class": PooledConnection,
+        "init": _on_connect,
+        "reset": _on_release,
     }
-    engine = create_async_engine(
-        target.url,
-        connect_args=connect_args,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout,
-        pool_recycle=settings.db_pool_recycle,
-    )
-    _ping_idle_connections(engine, settings.db_ping_after_idle)
-    return engine
 
 
-def _ping_idle_connections(engine: AsyncEngine, idle_seconds: float) -> None:
-    """Pessimistic disconnect handling, only where it pays.
-
-    A resumed Neon compute or a restarted server leaves dead connections in the pool, and only
-    a connection that sat idle can have died unnoticed. SQLAlchemy's `pool_pre_ping` checks
-    every checkout, and on asyncpg that costs three round trips (BEGIN, ping, ROLLBACK) on
-    every request; pinging just the connections idle for `idle_seconds` keeps busy
-    connections free of it. A connection that dies while in use still fails its request
-    (503), and SQLAlchemy then invalidates every connection that is older than that failure.
-    """
-    pool = engine.sync_engine.pool
-    dialect = engine.sync_engine.dialect
-
-    @event.listens_for(pool, "checkin")
-    def _remember_checkin(dbapi_connection: Any, record: Any) -> None:
-        record.info["checked_in_at"] = time.monotonic()
-
-    @event.listens_for(pool, "checkout")
-    def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        checked_in_at = record.info.get("checked_in_at")
-        if checked_in_at is None or time.monotonic() - checked_in_at < idle_seconds:
-            return  # brand new, or in use a moment ago
-        try:
-            alive = dialect.do_ping(dbapi_connection)
-        except Exception as exc:  # the driver's error for a dead socket varies
-            raise DisconnectionError("idle connection is gone") from exc
-        if not alive:
-            raise DisconnectionError("idle connection is gone")
+async def create_pool(database_url: str, settings: Settings) -> asyncpg.Pool[Record]:
+    return await asyncpg.create_pool(**pool_arguments(database_url, settings))
 
 
-@asynccontextmanager
-async def open_database(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    """An engine on DATABASE_URL, or on the embedded PostgreSQL when it is unset."""
-    embedded = None
-    if settings.database_url is not None:
-        url = settings.database_url.get_secret_value()
-    else:
-        embedded = EmbeddedPostgres(settings.data_dir)
-        url = await asyncio.to_thread(embedded.start)
-    engine = create_engine(url, settings)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
-
-
-ConnectionFactory = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+ConnectionFactory = Callable[[], AbstractAsyncContextManager[Connection]]
 
 
 class Database:
-    """Where requests get their database connection.
+    """Connections for requests; see the module docstring."""
 
-    Requests use SQLAlchemy Core on the SQLModel tables over a plain connection: no ORM
-    session, identity map or attribute instrumentation on the hot path.
+    def __init__(self, pool: asyncpg.Pool[Record], settings: Settings) -> None:
+        self.pool = pool
+        self._acquire_timeout = settings.db_pool_timeout
+        self._ping_after_idle = settings.db_ping_after_idle
+        self._ping_timeout = min(settings.db_statement_timeout, settings.db_connect_timeout)
 
-    `connection()` runs in autocommit mode: each statement is its own transaction. Every
-    hot-path request issues one statement, which PostgreSQL runs atomically anyway, so an
-    explicit BEGIN and COMMIT would only add two round trips. `transaction()` wraps several
-    statements that must commit together (an idempotent create, a user's provisioning) in
-    BEGIN ... COMMIT, committed when the block ends and rolled back if it raises.
-    """
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        connection = await self._acquire()
+        try:
+            yield connection
+        finally:
+            await self.pool.release(connection)
 
-    def __init__(self, connect: ConnectionFactory, begin: ConnectionFactory) -> None:
-        self.connection = connect
-        self.transaction = begin
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        async with self.connection() as connection, connection.transaction():
+            yield connection
 
-    @classmethod
-    def for_engine(cls, engine: AsyncEngine) -> "Database":
-        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        return cls(autocommit.connect, engine.begin)
+    async def _acquire(self) -> PoolConnectionProxy[Record]:
+        connection = await self.pool.acquire(timeout=self._acquire_timeout)
+        released_at: float = connection.released_at  # type: ignore[attr-defined]
+        if time.monotonic() - released_at < self._ping_after_idle:
+            return connection  # in use a moment ago
+        try:
+            await connection.execute("SELECT 1", timeout=self._ping_timeout)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            # Gone while idle: drop it; the pool opens a fresh one on the next acquire. A
+            # connection that dies while in use fails its request (503), as it must.
+            connection.terminate()
+            await self.pool.release(connection)
+            return await self.pool.acquire(timeout=self._acquire_timeout)
+        except BaseException:
+            await self.pool.release(connection)
+            raise
+        return connection
 
-    @classmethod
-    def inside(cls, connection: AsyncConnection) -> "Database":
-        """Everything on one connection, each use in a savepoint of its open transaction
-        (tests: all of a test's requests inside one transaction that is rolled back)."""
+    async def warm_up(self) -> None:
+        """Open the whole pool now, so that the first requests do not pay for connecting. A
+        database that is down is no reason to fail start-up (/readyz reports it)."""
+        connections = await asyncio.gather(
+            *(self.pool.acquire(timeout=self._acquire_timeout) for _ in range(self.size)),
+            return_exceptions=True,
+        )
+        for connection in connections:
+            if not isinstance(connection, BaseException):
+                await self.pool.release(connection)
 
-        @asynccontextmanager
-        async def savepoint() -> AsyncIterator[AsyncConnection]:
-            async with connection.begin_nested():
-                yield connection
-
-        return cls(savepoint, savepoint)
-
-
-async def get_database(request: Request) -> Database:
-    database: Database = request.app.state.db
-    return database
+    @property
+    def size(self) -> int:
+        return int(self.pool.get_max_size())
 
 
-async def _request_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    async with (await get_database(request)).connection() as connection:
-        yield connection
+class SavepointDatabase(Database):
+    """Every use of the database on one connection, in a savepoint of its open transaction
+    (tests: all of a test's requests run inside one transaction that is rolled back)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        async with self._connection.transaction():
+            yield self._connection
+
+    transaction = connection
 
 
-# scope="function": the connection goes back to the pool when the endpoint returns, before
-# the response is sent; every write has committed by then.
-ConnectionDep = Annotated[AsyncConnection, Depends(_request_connection, scope="function")]
-DatabaseDep = Annotated[Database, Depends(get_database)]
+@asynccontextmanager
+async def database_url(settings: Settings) -> AsyncIterator[str]:
+    """DATABASE_URL, or the URL of the embedded PostgreSQL (started here) when it is unset."""
+    if settings.database_url is not None:
+        yield settings.database_url.get_secret_value()
+        return
+    embedded = EmbeddedPostgres(settings.data_dir)
+    url = await asyncio.to_thread(embedded.start)
+    try:
+        yield url
+    finally:
+        await asyncio.to_thread(embedded.stop)
+
+
+@asynccontextmanager
+async def open_database(settings: Settings, url: str) -> AsyncIterator[Database]:
+    pool = await create_pool(url, settings)
+    try:
+        yield Database(pool, settings)
+    finally:
+        await close_pool(pool, grace=settings.db_statement_timeout)
+
+
+async def close_pool(pool: asyncpg.Pool[Record], grace: float) -> None:
+    """Close gracefully; a pool that cannot close in time (a dead server) is terminated."""
+    try:
+        async with asyncio.timeout(grace):
+            await pool.close()
+    except TimeoutError:
+        pool.terminate()
+
+
+def create_engine(database_url: str, settings: Settings) -> AsyncEngine:
+    """A SQLAlchemy engine for Alembic and tests; requests never use it. No pool: every
+    use opens a connection of its own and closes it."""
+    target = parse_database_url(database_url)
+    return create_async_engine(
+        target.url,
+        poolclass=NullPool,
+        connect_args={
+            "timeout": settings.db_connect_timeout,
+            "command_timeout": settings.db_statement_timeout,
+            **target.connect_args,
+        },
+    )

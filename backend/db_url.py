@@ -1,4 +1,4 @@
-"""Turn any libpq-style PostgreSQL URL into what SQLAlchemy + asyncpg accept.
+"""Turn any libpq-style PostgreSQL URL into what asyncpg (and SQLAlchemy, for Alembic) accept.
 
 SQLAlchemy's asyncpg dialect passes URL query parameters to `asyncpg.connect()` as keyword
 arguments, so libpq options such as `sslmode` or `channel_binding` (present in every URL Neon's
@@ -32,6 +32,18 @@ class DatabaseTarget:
 
     url: URL
     connect_args: dict[str, Any] = field(default_factory=dict)
+
+    def asyncpg_arguments(self) -> dict[str, Any]:
+        """Keyword arguments for `asyncpg.connect()` and `asyncpg.create_pool()`."""
+        url = self.url
+        params: dict[str, Any] = {
+            "user": url.username,
+            "password": url.password,
+            "database": url.database,
+            "host": url.query.get("host") or url.host,  # ?host=/socket/dir for unix sockets
+            "port": int(port) if isinstance(port := url.query.get("port"), str) else url.port,
+        }
+        return {k: v for k, v in params.items() if v is not None} | self.connect_args
 
 
 def _warn_once(key: str, message: str) -> None:

@@ -8,11 +8,11 @@ import logging
 from http import HTTPStatus
 from typing import Any, ClassVar
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -52,6 +52,15 @@ class ProblemError(Exception):
         self.headers = headers or {}
 
 
+class Unauthorized(ProblemError):
+    """401 for a bearer token that cannot be used; the detail never says which check failed."""
+
+    status, slug = 401, "invalid-token"
+
+    def __init__(self, detail: str = "The bearer token is invalid or expired.") -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
 class NotFound(ProblemError):
     status, slug = 404, "not-found"
 
@@ -62,14 +71,6 @@ class Conflict(ProblemError):
 
 class PreconditionFailed(ProblemError):
     status, slug = 412, "precondition-failed"
-
-
-class PayloadTooLarge(ProblemError):
-    status, slug = 413, "payload-too-large"
-
-
-class UnsupportedMediaType(ProblemError):
-    status, slug = 415, "unsupported-media-type"
 
 
 class UnprocessableContent(ProblemError):
@@ -116,9 +117,13 @@ def _field_errors(exc: RequestValidationError) -> list[FieldError]:
     ]
 
 
+def problem_for(exc: ProblemError) -> JSONResponse:
+    return problem_response(exc.status, slug=exc.slug, detail=exc.detail, headers=exc.headers)
+
+
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
-    return problem_response(exc.status, slug=exc.slug, detail=exc.detail, headers=exc.headers)
+    return problem_for(exc)
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
@@ -146,26 +151,32 @@ def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-# SQLSTATE classes meaning "not available right now", whatever exception class the driver maps
-# them to: 08 connection exception, 53 insufficient resources (too many connections, ...),
-# 57P0x shutdown and "cannot connect now" (starting up, shutting down, a resuming compute).
-# asyncpg's CannotConnectNowError (57P03) reached us as a plain DBAPIError, answered 500.
+# SQLSTATE classes meaning "not available right now": 08 connection exception, 53 insufficient
+# resources (too many connections, ...), 57P0x shutdown and "cannot connect now" (starting up,
+# shutting down, a resuming compute).
 _OUTAGE_SQLSTATES = ("08", "53", "57P")
+# 26000: a prepared statement the server does not know. Behind a transaction-mode pooler
+# without prepared-statement support, that is a configuration error, not a bug of ours.
+_UNKNOWN_STATEMENT = "26000"
 
 
-def _sqlstate(exc: sa_exc.DBAPIError) -> str:
-    return str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+def is_outage(exc: BaseException) -> bool:
+    """Lost or refused connections and timeouts: answered 503, the client may retry."""
+    if isinstance(exc, OSError | TimeoutError | asyncpg.ConnectionDoesNotExistError):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    return isinstance(exc, asyncpg.PostgresError) and sqlstate.startswith(_OUTAGE_SQLSTATES)
 
 
 async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
-    # Lost or refused connections and timeouts are outages (503, retry); anything else the
-    # database rejects is a bug in this service (500).
-    outage = isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError) or (
-        isinstance(exc, sa_exc.DBAPIError)
-        and (exc.connection_invalidated or _sqlstate(exc).startswith(_OUTAGE_SQLSTATES))
-    )
-    if outage:
+    # Anything the database rejects that is not an outage is a bug in this service (500).
+    if is_outage(exc):
         return _unavailable(request, exc)
+    if getattr(exc, "sqlstate", None) == _UNKNOWN_STATEMENT:
+        logger.error(
+            "the server lost a prepared statement: behind a transaction-mode pooler without "
+            "prepared-statement support (PgBouncer < 1.21), set DB_STATEMENT_CACHE_SIZE=0"
+        )
     return await _on_unexpected(request, exc)
 
 
@@ -188,10 +199,10 @@ def install_error_handlers(app: FastAPI) -> None:
         ProblemError: _on_problem,
         RequestValidationError: _on_validation,
         StarletteHTTPException: _on_http,
-        sa_exc.DBAPIError: _on_database_error,
-        sa_exc.TimeoutError: _on_outage,  # no pooled connection within DB_POOL_TIMEOUT
-        OSError: _on_outage,  # connection refused / reset while connecting
-        TimeoutError: _on_outage,  # connect or statement timeout
+        asyncpg.PostgresError: _on_database_error,
+        asyncpg.InterfaceError: _on_database_error,
+        OSError: _on_outage,  # connection refused / reset
+        TimeoutError: _on_outage,  # no pooled connection in time; connect or statement timeout
         Exception: _on_unexpected,
     }
     for exc_class, handler in handlers.items():

@@ -1,8 +1,8 @@
 """Liveness and readiness probes (no authentication)."""
 
 from fastapi import APIRouter, Request
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from backend.db import Database
 from backend.errors import ServiceUnavailable
 from backend.migrations import schema_is_current
 from backend.openapi import RETRY_AFTER, problem
@@ -22,8 +22,8 @@ async def liveness() -> dict[str, str]:
     responses={503: problem("Not ready: database unreachable or migrations pending.", RETRY_AFTER)},
 )
 async def readiness(request: Request) -> dict[str, str]:
-    engine: AsyncEngine = request.app.state.engine
-    async with engine.connect() as connection:
+    database: Database = request.app.state.db
+    async with database.connection() as connection:
         current = await schema_is_current(connection)
     if not current:
         raise ServiceUnavailable("Database migrations are pending; run `todo-api migrate`.")

@@ -11,13 +11,26 @@ import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Index, Row, SmallInteger, Text, func, select
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects.postgresql import JSONB, insert
-from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlmodel import Field, SQLModel, col
+from sqlmodel import Field, SQLModel
 
 from backend.base import timestamp_column
+from backend.db import Connection
 from backend.errors import Conflict, UnprocessableContent
+from backend.sql import Statement
 
 KEY_LIFETIME = timedelta(hours=24)
 # A structured-field string ("...") of printable ASCII; bare keys are accepted too.
@@ -61,46 +74,65 @@ def fingerprint(body: bytes | str) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+_TABLE = IdempotencyKey.__table__  # type: ignore[attr-defined]
+_T = _TABLE.c
+_MINE = and_(_T.user_id == bindparam("user_id"), _T.key == bindparam("key"))
+_LOCK = Statement.compile(
+    select(func.pg_try_advisory_xact_lock(func.hashtextextended(bindparam("lock_name"), 0)))
+)
+_STORED = Statement.compile(
+    select(_T.request_hash, _T.response_body).where(
+        _MINE, _T.created_at > func.now() - KEY_LIFETIME
+    )
+)
+_SAVE_VALUES = {
+    "user_id": bindparam("user_id"),
+    "key": bindparam("key"),
+    "request_hash": bindparam("request_hash"),
+    # POST /todos is the one idempotent operation: its status is always 201, and its
+    # headers (Location, ETag) follow from the body.
+    "status_code": literal_column("201"),
+    "response_body": cast(bindparam("body", type_=Text), JSONB),
+    "response_headers": literal_column("'{}'::jsonb"),
+    "created_at": func.now(),
+}
+_insert = insert(_TABLE).values(_SAVE_VALUES)
+# An expired record under the same key is replaced.
+_SAVE = Statement.compile(
+    _insert.on_conflict_do_update(
+        index_elements=[_T.user_id, _T.key],
+        set_={
+            name: _insert.excluded[name] for name in _SAVE_VALUES if name not in ("user_id", "key")
+        },
+    )
+)
+
+
 class IdempotencyStore:
-    def __init__(self, connection: AsyncConnection, user_id: str) -> None:
+    """The keys of one user, inside the transaction of the request that uses one."""
+
+    def __init__(self, connection: Connection, user_id: str) -> None:
         self._connection = connection
         self._user_id = user_id
 
-    async def claim(self, key: str, request_hash: str) -> Row[Any] | None:
-        """Lock `key` for this transaction; return the stored response if it already ran."""
-        lock_id = func.hashtextextended(self._user_id + "\x1f" + key, 0)
-        if not await self._connection.scalar(select(func.pg_try_advisory_xact_lock(lock_id))):
+    async def claim(self, key: str, request_hash: str) -> str | None:
+        """Lock `key` for this transaction; the stored outcome (JSON) if it already ran."""
+        lock_name = self._user_id + "\x1f" + key
+        if not await self._connection.fetchval(_LOCK.sql, *_LOCK.args(lock_name=lock_name)):
             raise KeyInFlight()
-        result = await self._connection.execute(
-            select(IdempotencyKey.__table__).where(  # type: ignore[attr-defined]
-                col(IdempotencyKey.user_id) == self._user_id,
-                col(IdempotencyKey.key) == key,
-                col(IdempotencyKey.created_at) > func.now() - KEY_LIFETIME,
-            )
+        stored = await self._connection.fetchrow(
+            _STORED.sql, *_STORED.args(user_id=self._user_id, key=key)
         )
-        stored = result.first()
-        if stored is not None and stored.request_hash != request_hash:
+        if stored is None:
+            return None
+        stored_hash, body = stored
+        if stored_hash != request_hash:
             raise KeyReused()
-        return stored
+        return str(body)
 
-    async def save(
-        self,
-        key: str,
-        request_hash: str,
-        status_code: int,
-        body: dict[str, Any],
-        headers: dict[str, str],
-    ) -> None:
-        values = {
-            "user_id": self._user_id,
-            "key": key,
-            "request_hash": request_hash,
-            "status_code": status_code,
-            "response_body": body,
-            "response_headers": headers,
-            "created_at": func.now(),
-        }
-        statement = insert(IdempotencyKey).values(values)
-        # An expired record under the same key is replaced.
-        statement = statement.on_conflict_do_update(index_elements=["user_id", "key"], set_=values)
-        await self._connection.execute(statement)
+    async def save(self, key: str, request_hash: str, outcome: bytes) -> None:
+        """Store the outcome (JSON) of the request that claimed `key`."""
+        args = _SAVE.args(
+            user_id=self._user_id, key=key, request_hash=request_hash, body=outcome.decode()
+        )
+        await self._connection.execute(_SAVE.sql, *args)

@@ -9,21 +9,17 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from backend import health, migrations
-from backend.auth.dependencies import KnownUsers
 from backend.auth.setup import build_verifier
-from backend.db import Database, open_database
+from backend.db import database_url, open_database
 from backend.errors import install_error_handlers
-from backend.middleware import BodyGuardMiddleware, RequestIdMiddleware
-from backend.observability import (
-    AccessLogMiddleware,
-    configure_logging,
-    metrics_endpoint,
-    pool_registry,
-)
+from backend.middleware import BodyGuardMiddleware, RequestMiddleware
+from backend.observability import configure_logging, metrics_endpoint, pool_registry
 from backend.openapi import install_openapi
 from backend.settings import Settings, get_settings
 from backend.todos.router import router as todos_router
+from backend.users.dependencies import install_user_handlers
 from backend.users.router import router as users_router
+from backend.users.service import UserService
 
 
 @asynccontextmanager
@@ -31,17 +27,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     settings.check_production_ready()
     async with AsyncExitStack() as stack:
-        engine = await stack.enter_async_context(open_database(settings))
+        url = await stack.enter_async_context(database_url(settings))
         if settings.should_auto_migrate:
-            await migrations.upgrade(engine)
+            await migrations.upgrade(url, settings)
+        database = await stack.enter_async_context(open_database(settings, url))
+        await database.warm_up()
         http_client = await stack.enter_async_context(
             httpx.AsyncClient(timeout=settings.auth_jwks_timeout, follow_redirects=False)
         )
-        app.state.engine = engine
-        app.state.db = Database.for_engine(engine)
-        app.state.pool_registry = pool_registry(engine)
+        app.state.db = database
+        app.state.users = UserService(database)
         app.state.verifier = build_verifier(settings, http_client)
-        app.state.known_users = KnownUsers()
+        app.state.pool_registry = pool_registry(database)
         # Everything built so far lives as long as the process: move it out of the garbage
         # collector's reach, so that full collections stay short (they stall every request).
         gc.freeze()
@@ -59,9 +56,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_user_handlers(app)
     install_openapi(app)
-    # Starlette runs the middleware added last first: request id, access log, CORS (so error
-    # responses carry CORS headers too), body guard, then the app.
+    # Starlette runs the middleware added last first: request id, access log and metrics;
+    # then CORS (so that the body guard's errors carry CORS headers too); then the body guard.
     app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -72,8 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key"],
             expose_headers=["ETag", "Location", "Idempotent-Replayed", "X-Request-ID"],
         )
-    app.add_middleware(AccessLogMiddleware)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestMiddleware)
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(health.router)
     app.include_router(todos_router)

@@ -4,16 +4,21 @@ production, and the schema-at-head check behind /readyz."""
 from functools import cache
 from pathlib import Path
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
-from sqlalchemy.exc import ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from backend.db import Connection as DatabaseConnection
+from backend.db import create_engine
+from backend.settings import Settings
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
-# Any fixed 64-bit number; every process that migrates this database takes the same lock.
-MIGRATION_LOCK_KEY = 0x746F646F_6170690  # "todoapi"
+# Every process that migrates this database takes the same advisory lock: "todo-api" as a
+# 64-bit number.
+MIGRATION_LOCK_KEY = int.from_bytes(b"todo-api", "big")
 
 
 def alembic_config() -> Config:
@@ -37,7 +42,16 @@ def _upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(config, revision)
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+async def upgrade(database_url: str, settings: Settings, revision: str = "head") -> None:
+    """Migrate the database at `database_url` (on a connection of its own, closed after)."""
+    engine = create_engine(database_url, settings)
+    try:
+        await _upgrade_with(engine, revision)
+    finally:
+        await engine.dispose()
+
+
+async def _upgrade_with(engine: AsyncEngine, revision: str) -> None:
     async with engine.begin() as connection:
         # Take the lock before entering Alembic, not only in env.py: Alembic's `context` is a
         # process-wide proxy, so two upgrades interleaved on one event loop (each awaiting its
@@ -47,13 +61,13 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         await connection.run_sync(_upgrade, revision)
 
 
-async def current_revisions(connection: AsyncConnection) -> frozenset[str]:
+async def current_revisions(connection: DatabaseConnection) -> frozenset[str]:
     try:
-        result = await connection.execute(text("SELECT version_num FROM alembic_version"))
-    except ProgrammingError:  # no alembic_version table: nothing applied yet
+        rows = await connection.fetch("SELECT version_num FROM alembic_version")
+    except asyncpg.UndefinedTableError:  # no alembic_version table: nothing applied yet
         return frozenset()
-    return frozenset(result.scalars())
+    return frozenset(row[0] for row in rows)
 
 
-async def schema_is_current(connection: AsyncConnection) -> bool:
+async def schema_is_current(connection: DatabaseConnection) -> bool:
     return await current_revisions(connection) == head_revisions()

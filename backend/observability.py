@@ -11,23 +11,23 @@
 
 import logging
 import sys
-import time
 from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.middleware import request_id_var
+from backend.db import Database
 from backend.settings import Settings
 
 access_logger = structlog.get_logger("backend.access")
+# The request being handled, for every log line written meanwhile.
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 REQUESTS = Counter("http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -98,64 +98,60 @@ def configure_logging(settings: Settings) -> None:
     logging.getLogger("uvicorn.access").disabled = True
 
 
-class AccessLogMiddleware:
-    """Logs and measures each HTTP request once its response has been sent."""
+class RequestRecorder:
+    """Logs and measures one request once its response has been sent. Metric children are
+    looked up once per (method, route, status), not on every request."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self) -> None:
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._histograms: dict[tuple[str, str], Any] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # if the app fails before starting a response
-
-        async def send_and_record(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_record)
-        finally:
-            duration = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            method = scope["method"]
-            REQUESTS.labels(method, route, str(status)).inc()
-            LATENCY.labels(method, route).observe(duration)
-            access_logger.info(
-                "request",
-                method=method,
-                route=route,
-                status=status,
-                duration_ms=round(duration * 1000, 2),
-                user_id=scope.get("state", {}).get("user_id"),
+    def record(
+        self, method: str, route: str, status: int, seconds: float, user_id: str | None
+    ) -> None:
+        counter = self._counters.get((method, route, status))
+        if counter is None:
+            counter = self._counters[method, route, status] = REQUESTS.labels(
+                method, route, str(status)
             )
+        histogram = self._histograms.get((method, route))
+        if histogram is None:
+            histogram = self._histograms[method, route] = LATENCY.labels(method, route)
+        counter.inc()
+        histogram.observe(seconds)
+        access_logger.info(
+            "request",
+            method=method,
+            route=route,
+            status=status,
+            duration_ms=round(seconds * 1000, 2),
+            user_id=user_id,
+        )
 
 
 class PoolCollector(Collector):
-    """Reads the SQLAlchemy pool's counters at scrape time."""
+    """Reads the connection pool's counters at scrape time."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._pool: Any = engine.sync_engine.pool
+    def __init__(self, database: Database) -> None:
+        self._pool = database.pool
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        pool = self._pool
+        open_, idle = pool.get_size(), pool.get_idle_size()
         for name, doc, value in (
-            ("db_pool_size", "Configured steady pool size.", self._pool.size()),
-            ("db_pool_checked_out", "Connections in use by requests.", self._pool.checkedout()),
-            ("db_pool_idle", "Idle connections in the pool.", self._pool.checkedin()),
-            ("db_pool_overflow", "Connections above the pool size.", max(0, self._pool.overflow())),
+            ("db_pool_size", "Most connections the pool may hold.", pool.get_max_size()),
+            ("db_pool_open", "Connections open (idle or in use).", open_),
+            ("db_pool_checked_out", "Connections in use by requests.", open_ - idle),
+            ("db_pool_idle", "Idle connections in the pool.", idle),
         ):
             yield GaugeMetricFamily(name, doc, value=value)
 
 
-def pool_registry(engine: AsyncEngine) -> CollectorRegistry:
-    """The pool gauges of one app's engine, apart from the process-wide registry, so that
+def pool_registry(database: Database) -> CollectorRegistry:
+    """The pool gauges of one app's database, apart from the process-wide registry, so that
     several apps in one process (tests) never register the same names twice."""
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(PoolCollector(engine))
+    registry.register(PoolCollector(database))
     return registry
 
 

@@ -31,17 +31,19 @@ class Settings(BaseSettings):
     # Database. Unset means: start the embedded PostgreSQL in `data_dir`.
     database_url: SecretStr | None = None
     data_dir: Path = Path(".data")
+    # A fixed pool per process: every connection is opened at start-up and reused, never
+    # opened and closed per burst (PostgreSQL forks a backend for each new one).
     db_pool_size: int = Field(default=10, ge=1, le=200)
-    db_max_overflow: int = Field(default=10, ge=0, le=200)
     db_pool_timeout: float = Field(default=5.0, gt=0, le=120)
     db_connect_timeout: float = Field(default=5.0, gt=0, le=120)
     db_statement_timeout: float = Field(default=5.0, gt=0, le=600)
-    db_pool_recycle: int = Field(default=1800, ge=-1)
     # A pooled connection idle this many seconds is pinged before use (busy ones are not).
     db_ping_after_idle: float = Field(default=5.0, ge=0, le=3600)
-    # Server-side prepared statements cached per connection. 0 (the default) is safe behind
-    # transaction-mode poolers (PgBouncer, Neon's -pooler host); raise it on a direct connection.
-    db_statement_cache_size: int = Field(default=0, ge=0, le=10_000)
+    # Prepared statements cached per connection: one round trip per query. 0 makes every query
+    # prepare-then-execute on PostgreSQL's unnamed statement (two round trips), which is what a
+    # transaction-mode pooler without prepared-statement support (PgBouncer < 1.21, or
+    # max_prepared_statements = 0) needs.
+    db_statement_cache_size: int = Field(default=512, ge=0, le=10_000)
     # Apply migrations at start-up; defaults to on in development, off in production.
     auto_migrate: bool | None = None
 

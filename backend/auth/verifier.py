@@ -7,10 +7,11 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import jwt
+from cachetools import TLRUCache
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from backend.auth.keys import VerificationKey
-from backend.errors import ProblemError
+from backend.errors import ProblemError, Unauthorized
 
 logger = logging.getLogger(__name__)
 
@@ -19,16 +20,11 @@ SUBJECT_PATTERN = r"^[\x21-\x7e]{1,255}$"
 MAX_IMAGE_LENGTH = 4000
 
 
-class InvalidToken(ProblemError):
-    """401 for any token that does not verify; the detail never says which check failed."""
-
-    status, slug = 401, "invalid-token"
+class InvalidToken(Unauthorized):
+    """Any token that does not verify; the detail never says which check failed."""
 
     def __init__(self) -> None:
-        super().__init__(
-            "The bearer token is invalid or expired.",
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        )
+        super().__init__()
 
 
 class MissingCredentials(ProblemError):
@@ -78,30 +74,23 @@ class VerifiedTokens:
     """Tokens that passed verification, until they expire: a client sends the same token for
     many requests, and checking its signature again each time is the costliest part of auth.
 
-    Keyed by the token's SHA-256, bounded (the oldest entry goes first), per process. Only
-    successes are cached; an entry is dropped once `exp` has passed.
+    Keyed by the token's SHA-256, bounded (least recently used goes first), per process. Only
+    successes are cached; an entry lapses when its `exp` passes.
     """
 
     def __init__(self, max_size: int = 10_000, clock: Callable[[], float] = time.time) -> None:
-        self._entries: dict[bytes, TokenClaims] = {}
-        self._max_size = max_size
-        self._clock = clock
+        self._entries: TLRUCache[bytes, TokenClaims] = TLRUCache(
+            max_size, ttu=lambda _key, claims, _now: claims.exp, timer=clock
+        )
 
     @staticmethod
     def _key(token: str) -> bytes:
         return hashlib.sha256(token.encode()).digest()
 
     def get(self, token: str) -> TokenClaims | None:
-        key = self._key(token)
-        claims = self._entries.get(key)
-        if claims is not None and claims.exp <= self._clock():
-            del self._entries[key]
-            return None
-        return claims
+        return self._entries.get(self._key(token))
 
     def add(self, token: str, claims: TokenClaims) -> None:
-        if len(self._entries) >= self._max_size:
-            del self._entries[next(iter(self._entries))]
         self._entries[self._key(token)] = claims
 
 

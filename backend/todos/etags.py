@@ -3,7 +3,7 @@
 import re
 from typing import Any
 
-from backend.todos.repository import ExpectedVersions
+from backend.todos.records import ExpectedVersions
 
 ETAG_HEADER: dict[str, Any] = {
     "ETag": {

@@ -1,5 +1,5 @@
-"""Keyset pagination for GET /todos: ORDER BY and the "after this row" condition for each sort,
-and the opaque cursor that carries the last row's position.
+"""Keyset pagination for GET /todos: each sort order's ORDER BY and "after this row"
+condition, and the opaque cursor that carries the last row's position.
 
 Every order ends in `id`, so rows with equal keys still have a strict order and pages never
 overlap or skip, whatever is inserted or deleted between requests. `due_at` is nullable:
@@ -11,16 +11,23 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Any, Literal, get_args
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, ValidationError
-from sqlalchemy import ColumnElement, and_, func, or_, tuple_
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, tuple_
 
 from backend.errors import UnprocessableContent
-from backend.todos.models import TODOS, Priority, TodoRow
+from backend.todos.models import TODOS, Priority
+from backend.todos.records import TodoRecord
 
 C = TODOS.c
+
+SortKey = Literal[
+    "created_at", "-created_at", "due_at", "-due_at", "priority", "-priority", "title", "-title"
+]
+SORT_KEYS: tuple[str, ...] = get_args(SortKey)
 
 # Not a secret: the cursor only positions the caller within their own rows, and every value
 # in it is validated and bound as a parameter. The checksum makes edited cursors fail loudly.
@@ -40,7 +47,7 @@ class _CursorData(BaseModel):
     key: str | None  # the sort key of the last row, as text
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Position:
     """The last row of a page: its sort key and id."""
 
@@ -54,9 +61,12 @@ class SortOrder:
     field: str
     descending: bool
 
-    @classmethod
-    def parse(cls, sort: str) -> "SortOrder":
-        return cls(name=sort, field=sort.removeprefix("-"), descending=sort.startswith("-"))
+    @staticmethod
+    @cache
+    def parse(sort: str) -> "SortOrder":
+        if sort not in SORT_KEYS:
+            raise ValueError(f"unknown sort {sort!r}")
+        return SortOrder(name=sort, field=sort.removeprefix("-"), descending=sort.startswith("-"))
 
     @property
     def key(self) -> Any:
@@ -71,7 +81,25 @@ class SortOrder:
             key = key.nulls_last()
         return [key, getattr(C.id, direction)()]
 
-    def key_of(self, todo: TodoRow) -> str | None:
+    def after(self, null_key: bool) -> ColumnElement[bool]:
+        """Rows after the position bound as `after_key` and `after_id` (only `after_id` when
+        the position's key is null: only due_at is nullable, and the nulls come last)."""
+        after_id = bindparam("after_id", type_=C.id.type)
+        if null_key:
+            return and_(C.due_at.is_(None), self._beyond(C.id, after_id))
+        after_key = bindparam("after_key", type_=C[self.field].type)
+        # PostgreSQL lowers the cursor's title exactly as it lowers the column. Python's
+        # str.lower() differs (final sigma, dotted I, ...), which repeated or skipped rows.
+        key = func.lower(after_key) if self.field == "title" else after_key
+        beyond = self._beyond(tuple_(self.key, C.id), tuple_(key, after_id))
+        if self.field == "due_at":
+            return or_(and_(C.due_at.is_not(None), beyond), C.due_at.is_(None))
+        return beyond
+
+    def _beyond(self, left: Any, right: Any) -> ColumnElement[bool]:
+        return left < right if self.descending else left > right  # type: ignore[no-any-return]
+
+    def key_of(self, todo: TodoRecord) -> str | None:
         # A title travels as it is, not lowered: see `after`.
         value = getattr(todo, self.field)
         if value is None or isinstance(value, str):  # Priority is a str too
@@ -92,27 +120,12 @@ class SortOrder:
             return Priority(text)
         return text
 
-    def after(self, cursor: Position) -> ColumnElement[bool]:
-        """Rows that come after the cursor's row in this order."""
-        if cursor.key is None:  # only due_at is nullable; the cursor sits among the nulls
-            return and_(C.due_at.is_(None), self._beyond(C.id, cursor.id))
-        # PostgreSQL lowers the cursor's title exactly as it lowers the column. Python's
-        # str.lower() differs (final sigma, dotted I, ...), which repeated or skipped rows.
-        key = func.lower(cursor.key) if self.field == "title" else cursor.key
-        beyond = self._beyond(tuple_(self.key, C.id), tuple_(key, cursor.id))
-        if self.field == "due_at":
-            return or_(and_(C.due_at.is_not(None), beyond), C.due_at.is_(None))
-        return beyond
-
-    def _beyond(self, left: Any, right: Any) -> ColumnElement[bool]:
-        return left < right if self.descending else left > right  # type: ignore[no-any-return]
-
 
 def _checksum(payload: bytes) -> str:
     return hashlib.blake2b(payload, key=_CHECKSUM_KEY, digest_size=8).hexdigest()
 
 
-def encode_cursor(order: SortOrder, todo: TodoRow) -> str:
+def encode_cursor(order: SortOrder, todo: TodoRecord) -> str:
     data = _CursorData(sort=order.name, id=todo.id, key=order.key_of(todo))
     payload = data.model_dump_json().encode()
     token = f"{_checksum(payload)}.".encode() + payload

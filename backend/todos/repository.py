@@ -1,170 +1,123 @@
-"""All SQL for todos. A repository is built for one user; every statement it issues carries
-`user_id = :me`, so no method can reach another user's rows."""
+"""All SQL for todos, executed for one user. A repository is built for a user id and binds it
+into every statement it runs (backend.todos.statements), so no method can reach another
+user's rows. It speaks in records (backend.todos.records), never in API schemas."""
 
-from collections.abc import Sequence
-from typing import Any
+import re
 from uuid import UUID
 
-from sqlalchemy import (
-    ColumnElement,
-    and_,
-    bindparam,
-    case,
-    delete,
-    func,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncpg
 from uuid_utils.compat import uuid7
 
-from backend.errors import NotFound, PreconditionFailed
-from backend.todos.models import TODOS, TodoRow
+from backend.db import Connection
+from backend.todos import statements
 from backend.todos.pagination import Position, SortOrder
-from backend.todos.schemas import TodoCreate, TodoListQuery, TodoStats
-from backend.users.repository import UserGone
+from backend.todos.records import (
+    ExpectedVersions,
+    NewTodo,
+    TodoChanges,
+    TodoFilter,
+    TodoRecord,
+    TodoStats,
+)
+from backend.users.errors import UserGone
+
+_LIKE_SPECIALS = re.compile(r"([\\%_])")
 
 
-class TodoNotFound(NotFound):
-    def __init__(self) -> None:
-        super().__init__("No todo with this id.")
-
-
-class VersionMismatch(PreconditionFailed):
-    def __init__(self) -> None:
-        super().__init__("The todo has changed since the ETag in If-Match was issued.")
-
-
-# None: no precondition; otherwise the versions If-Match allows (empty means "*").
-ExpectedVersions = frozenset[int] | None
-
-# Hot paths use SQLAlchemy Core on the SQLModel table: rows, not ORM objects, which spares
-# the identity map and attribute instrumentation on every request. A row reads like a Todo
-# (`row.title`), which is all TodoRead.model_validate needs.
-C = TODOS.c
-
-# The statement of GET /todos/{id}, built once: only its parameters change per request.
-_GET = select(TODOS).where(C.user_id == bindparam("user_id"), C.id == bindparam("todo_id"))
+def contains_pattern(text: str) -> str:
+    """An ILIKE pattern that matches `text` literally anywhere (`%`, `_`, `\\` escaped)."""
+    return "%" + _LIKE_SPECIALS.sub(r"\\\1", text) + "%"
 
 
 class TodoRepository:
-    def __init__(self, connection: AsyncConnection, user_id: str) -> None:
+    def __init__(self, connection: Connection, user_id: str) -> None:
         self._connection = connection
         self._user_id = user_id
 
-    def _mine(self, *conditions: ColumnElement[bool]) -> ColumnElement[bool]:
-        return and_(C.user_id == self._user_id, *conditions)
+    async def get(self, todo_id: UUID) -> TodoRecord | None:
+        sql = statements.GET
+        row = await self._connection.fetchrow(
+            sql.sql, *sql.args(user_id=self._user_id, todo_id=todo_id)
+        )
+        return None if row is None else TodoRecord.from_row(row)
 
-    def _one(self, todo_id: UUID, expected: ExpectedVersions = None) -> ColumnElement[bool]:
-        conditions = [C.id == todo_id]
-        if expected:
-            conditions.append(C.version.in_(expected))
-        return self._mine(*conditions)
-
-    async def get(self, todo_id: UUID) -> TodoRow:
-        parameters = {"user_id": self._user_id, "todo_id": todo_id}
-        todo = (await self._connection.execute(_GET, parameters)).first()
-        if todo is None:
-            raise TodoNotFound()
-        return todo
+    async def exists(self, todo_id: UUID) -> bool:
+        sql = statements.EXISTS
+        found: bool = await self._connection.fetchval(
+            sql.sql, *sql.args(user_id=self._user_id, todo_id=todo_id)
+        )
+        return found
 
     async def page(
-        self, query: TodoListQuery, order: SortOrder, after: Position | None
-    ) -> Sequence[TodoRow]:
-        """One page plus one row (so the caller knows whether another page follows)."""
-        conditions = [*self._filters(query)]
+        self, where: TodoFilter, order: SortOrder, limit: int, after: Position | None
+    ) -> list[TodoRecord]:
+        """Up to `limit` todos matching `where`, in `order`, after the position `after`."""
+        values = where.values()
+        if "text" in values:
+            values["text"] = contains_pattern(values["text"])
+        position = None
         if after is not None:
-            conditions.append(order.after(after))
-        statement = (
-            select(TODOS)
-            .where(self._mine(*conditions))
-            .order_by(*order.order_by())
-            .limit(query.limit + 1)
+            position = "null" if after.key is None else "key"
+            values["after_key"] = after.key
+            values["after_id"] = after.id
+        sql = statements.page(frozenset(where.values()), order.name, position)
+        rows = await self._connection.fetch(
+            sql.sql, *sql.args(user_id=self._user_id, limit=limit, **values)
         )
-        return (await self._connection.execute(statement)).all()
+        return [TodoRecord.from_row(row) for row in rows]
 
-    @staticmethod
-    def _filters(query: TodoListQuery) -> list[ColumnElement[bool]]:
-        filters: list[ColumnElement[bool]] = []
-        if query.completed is not None:
-            filters.append(C.completed == query.completed)
-        if query.priority is not None:
-            filters.append(C.priority == query.priority)
-        if query.q is not None:
-            # autoescape: %, _ and \ in the search text match themselves.
-            filters.append(
-                C.title.icontains(query.q, autoescape=True)
-                | C.description.icontains(query.q, autoescape=True)
-            )
-        if query.due_after is not None:
-            filters.append(C.due_at >= query.due_after)
-        if query.due_before is not None:
-            filters.append(C.due_at < query.due_before)
-        return filters
-
-    async def create(self, data: TodoCreate) -> TodoRow:
-        values = data.model_dump()
-        values["completed_at"] = func.now() if data.completed else None
-        statement = (
-            insert(TODOS).values(id=uuid7(), user_id=self._user_id, **values).returning(TODOS)
+    async def create(self, new: NewTodo) -> TodoRecord:
+        sql = statements.INSERT
+        args = sql.args(
+            id=uuid7(),
+            user_id=self._user_id,
+            title=new.title,
+            description=new.description,
+            completed=new.completed,
+            priority=new.priority,
+            due_at=new.due_at,
         )
         try:
-            created: TodoRow = (await self._connection.execute(statement)).one()
-        except IntegrityError as exc:  # the only constraint validated input can hit: user_id
+            row = await self._connection.fetchrow(sql.sql, *args)
+        except asyncpg.ForeignKeyViolationError as exc:  # the one constraint valid input can hit
             raise UserGone() from exc
-        return created
+        return TodoRecord.from_row(row)
 
     async def update(
-        self, todo_id: UUID, changes: dict[str, Any], expected: ExpectedVersions = None
-    ) -> TodoRow:
-        """Apply `changes` in one statement that also checks the version (If-Match)."""
-        if not changes:
-            todo = await self.get(todo_id)
-            if expected and todo.version not in expected:
-                raise VersionMismatch()
-            return todo
-        values: dict[str, Any] = {**changes, "version": C.version + 1}
-        values["updated_at"] = func.now()
-        if "completed" in changes:
-            # Completing keeps the first completion time; reopening clears it.
-            values["completed_at"] = (
-                case((C.completed, C.completed_at), else_=func.now())
-                if changes["completed"]
-                else None
-            )
-        statement = (
-            update(TODOS).where(self._one(todo_id, expected)).values(values).returning(TODOS)
+        self, todo_id: UUID, changes: TodoChanges, expected: ExpectedVersions = None
+    ) -> TodoRecord | None:
+        """Apply `changes` if the todo exists (at one of the `expected` versions); None if not.
+        The version check and the write are one statement."""
+        values = changes.values()
+        guarded = bool(expected)
+        sql = statements.update_one(frozenset(values), guarded=guarded)
+        if guarded:
+            values["versions"] = list(expected or ())
+        row = await self._connection.fetchrow(
+            sql.sql, *sql.args(user_id=self._user_id, todo_id=todo_id, **values)
         )
-        updated: TodoRow | None = (await self._connection.execute(statement)).one_or_none()
-        if updated is None:
-            raise await self._why_missing(todo_id)
-        return updated
+        return None if row is None else TodoRecord.from_row(row)
 
-    async def delete(self, todo_id: UUID, expected: ExpectedVersions = None) -> None:
-        statement = delete(TODOS).where(self._one(todo_id, expected)).returning(TODOS.c.id)
-        if await self._connection.scalar(statement) is None:
-            raise await self._why_missing(todo_id)
-
-    async def _why_missing(self, todo_id: UUID) -> TodoNotFound | VersionMismatch:
-        """After a guarded write matched nothing: was it the id or the version?"""
-        exists = select(C.id).where(self._one(todo_id))
-        found = await self._connection.scalar(exists)
-        return VersionMismatch() if found is not None else TodoNotFound()
+    async def delete(self, todo_id: UUID, expected: ExpectedVersions = None) -> bool:
+        """Delete the todo if it exists (at one of the `expected` versions)."""
+        guarded = bool(expected)
+        sql = statements.delete_one(guarded=guarded)
+        values = {"versions": list(expected or ())} if guarded else {}
+        deleted = await self._connection.fetchval(
+            sql.sql, *sql.args(user_id=self._user_id, todo_id=todo_id, **values)
+        )
+        return deleted is not None
 
     async def delete_completed(self) -> int:
-        statement = delete(TODOS).where(self._mine(C.completed.is_(True)))
-        result = await self._connection.execute(statement)
-        return int(result.rowcount)
+        sql = statements.CLEAR_COMPLETED
+        status: str = await self._connection.execute(sql.sql, *sql.args(user_id=self._user_id))
+        return int(status.rsplit(" ", 1)[-1])  # "DELETE <n>"
 
     async def stats(self) -> TodoStats:
-        completed = C.completed
-        overdue = and_(~completed, C.due_at < func.now())
-        statement = select(
-            func.count(),
-            func.count().filter(completed),
-            func.count().filter(overdue),
-        ).where(self._mine())
-        total, done, late = (await self._connection.execute(statement)).one()
-        return TodoStats(total=total, completed=done, active=total - done, overdue=late)
+        sql = statements.STATS
+        row = await self._connection.fetchrow(sql.sql, *sql.args(user_id=self._user_id))
+        assert row is not None  # an aggregate always returns its row
+        total, completed, overdue = row
+        return TodoStats(
+            total=total, completed=completed, active=total - completed, overdue=overdue
+        )

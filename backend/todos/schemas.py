@@ -5,7 +5,7 @@ silently applied), reject NUL characters and naive datetimes, and trim titles.
 """
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import (
@@ -18,6 +18,8 @@ from pydantic import (
 )
 
 from backend.todos.models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Priority
+from backend.todos.pagination import SortKey
+from backend.todos.records import NewTodo, TodoChanges, TodoFilter
 
 
 def _no_nul(value: str) -> str:
@@ -49,9 +51,6 @@ Description = Annotated[
 SearchText = Annotated[
     str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)
 ]
-SortKey = Literal[
-    "created_at", "-created_at", "due_at", "-due_at", "priority", "-priority", "title", "-title"
-]
 
 
 class TodoCreate(BaseModel):
@@ -62,6 +61,15 @@ class TodoCreate(BaseModel):
     completed: bool = False
     priority: Priority = Priority.medium
     due_at: UtcDatetime | None = None
+
+    def to_record(self) -> NewTodo:
+        return NewTodo(
+            title=self.title,
+            description=self.description,
+            completed=self.completed,
+            priority=self.priority,
+            due_at=self.due_at,
+        )
 
 
 class TodoUpdate(BaseModel):
@@ -76,8 +84,8 @@ class TodoUpdate(BaseModel):
     priority: Priority = Field(default=None)  # type: ignore[assignment]
     due_at: UtcDatetime | None = None
 
-    def changes(self) -> dict[str, Any]:
-        return self.model_dump(exclude_unset=True)
+    def to_record(self) -> TodoChanges:
+        return TodoChanges(**{name: getattr(self, name) for name in self.model_fields_set})
 
 
 class TodoRead(BaseModel):
@@ -118,6 +126,15 @@ class TodoListQuery(BaseModel):
     )
     limit: int = Field(default=20, ge=1, le=100)
     cursor: str | None = Field(default=None, max_length=512)
+
+    def to_filter(self) -> TodoFilter:
+        return TodoFilter(
+            completed=self.completed,
+            priority=self.priority,
+            text=self.q,
+            due_after=self.due_after,
+            due_before=self.due_before,
+        )
 
 
 class TodoStats(BaseModel):

@@ -1,78 +1,72 @@
 """Reads and writes of the `user` table, always for one user id."""
 
-from typing import Any
-
-from sqlalchemy import Row, select, tuple_
+import asyncpg
+from sqlalchemy import Table, bindparam, exists, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlmodel import col
 
-from backend.auth.verifier import InvalidToken
-from backend.base import utc_now
-from backend.errors import Conflict
+from backend.db import Connection
+from backend.sql import Statement
+from backend.users.errors import EmailTaken
 from backend.users.models import User
-from backend.users.schemas import UserProfile
+from backend.users.records import USER_FIELDS, UserProfile, UserRecord
 
-# Attribute name -> column ("email_verified" -> "emailVerified"): Better Auth's camelCase.
-_USER_COLUMNS = {name: col(getattr(User, name)) for name in User.model_fields}
+USERS: Table = User.__table__  # type: ignore[attr-defined]
+# Better Auth's camelCase columns by the model's attribute names ("email_verified").
+_COLUMNS = {name: USERS.c[User.model_fields[name].sa_column.name] for name in USER_FIELDS}  # type: ignore[attr-defined]
+_ME = _COLUMNS["id"] == bindparam("user_id")
+
+_GET = Statement.compile(select(*_COLUMNS.values()).where(_ME))
+_EXISTS = Statement.compile(select(exists().where(_ME)))
 
 
-class UserGone(InvalidToken):
-    """The token verifies, but its user was deleted (by Better Auth, on a shared database)
-    after this process provisioned it: answered like any other unusable token."""
+def _provision_statement() -> Statement:
+    """Create the row; if it exists, update it only where the claims changed."""
+    profile = ("name", "email", "email_verified", "image")
+    columns = [_COLUMNS[name] for name in profile]
+    statement = insert(USERS).values(
+        {_COLUMNS["id"]: bindparam("user_id"), **{_COLUMNS[n]: bindparam(n) for n in profile}}
+    )
+    proposed = [statement.excluded[column.name] for column in columns]
+    changed = tuple_(*columns).is_distinct_from(tuple_(*proposed))
+    return Statement.compile(
+        statement.on_conflict_do_update(
+            index_elements=[_COLUMNS["id"]],
+            set_={**dict(zip(columns, proposed, strict=True)), "updatedAt": func.now()},
+            where=changed,
+        )
+    )
 
 
-class EmailTaken(Conflict):
-    def __init__(self) -> None:
-        super().__init__("The token's e-mail address belongs to another user.")
+_PROVISION = _provision_statement()
 
 
 class UserRepository:
-    def __init__(self, connection: AsyncConnection, user_id: str) -> None:
+    def __init__(self, connection: Connection, user_id: str) -> None:
         self._connection = connection
         self._user_id = user_id
 
-    async def get(self) -> Row[Any] | None:
-        """The row, its columns labelled with the model's attribute names."""
-        columns: list[Any] = [column.label(name) for name, column in _USER_COLUMNS.items()]
-        statement = select(*columns).where(col(User.id) == self._user_id)
-        return (await self._connection.execute(statement)).first()
+    async def get(self) -> UserRecord | None:
+        row = await self._connection.fetchrow(_GET.sql, *_GET.args(user_id=self._user_id))
+        return None if row is None else UserRecord.from_row(row)
+
+    async def exists(self) -> bool:
+        found: bool = await self._connection.fetchval(
+            _EXISTS.sql, *_EXISTS.args(user_id=self._user_id)
+        )
+        return found
 
     async def provision(self, profile: UserProfile) -> None:
-        """Create the row on first sight of a user; update it when the claims changed."""
-        values = {
-            "id": self._user_id,
-            "name": profile.name,
-            "email": profile.email,
-            "emailVerified": profile.email_verified,
-            "image": profile.image,
-        }
-        statement = insert(User).values(values)
-        changed = tuple_(
-            col(User.name), col(User.email), col(User.email_verified), col(User.image)
-        ).is_distinct_from(
-            tuple_(
-                statement.excluded.name,
-                statement.excluded.email,
-                statement.excluded.emailVerified,
-                statement.excluded.image,
-            )
+        """Create the row, or bring it up to date with `profile`. EmailTaken when the e-mail
+        address is unique to someone else (or, once, when a concurrent first request of this
+        same user inserted the row after this statement looked: the caller retries)."""
+        args = _PROVISION.args(
+            user_id=self._user_id,
+            name=profile.name,
+            email=profile.email,
+            email_verified=profile.email_verified,
+            image=profile.image,
         )
-        statement = statement.on_conflict_do_update(
-            index_elements=[col(User.id)],
-            set_={**values, "updatedAt": utc_now()},
-            where=changed,
-        )
-        # A unique violation on the e-mail has two causes. Another id holds the address: a 409.
-        # Or a concurrent first request of this very user inserted the row after this
-        # statement's ON CONFLICT (id) check and committed it: PostgreSQL then reports the
-        # e-mail index, not the id conflict. The row is visible now, so one retry settles it.
-        for attempt in range(2):
-            try:
-                async with self._connection.begin_nested():
-                    await self._connection.execute(statement)
-                return
-            except IntegrityError as exc:
-                if attempt:
-                    raise EmailTaken() from exc
+        try:
+            await self._connection.execute(_PROVISION.sql, *args)
+        except asyncpg.UniqueViolationError as exc:
+            raise EmailTaken() from exc
