@@ -37,7 +37,7 @@ from backend.settings import Settings
 type Connection = PoolConnectionProxy[Record] | asyncpg.Connection[Record]
 
 
-class PooledConnection(asyncpg.Connection):  # type: ignore[type-arg]
+class PooledConnection(asyncpg.Connection):
     """An asyncpg connection that remembers when it was last given back to the pool."""
 
     released_at: float = 0.0

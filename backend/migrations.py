@@ -46,12 +46,12 @@ async def upgrade(database_url: str, settings: Settings, revision: str = "head")
     """Migrate the database at `database_url` (on a connection of its own, closed after)."""
     engine = create_engine(database_url, settings)
     try:
-        await _upgrade_with(engine, revision)
+        await upgrade_engine(engine, revision)
     finally:
         await engine.dispose()
 
 
-async def _upgrade_with(engine: AsyncEngine, revision: str) -> None:
+async def upgrade_engine(engine: AsyncEngine, revision: str = "head") -> None:
     async with engine.begin() as connection:
         # Take the lock before entering Alembic, not only in env.py: Alembic's `context` is a
         # process-wide proxy, so two upgrades interleaved on one event loop (each awaiting its

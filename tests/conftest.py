@@ -7,31 +7,28 @@ scratch databases for migration tests are created beside it).
 """
 
 import os
-import secrets
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend import migrations
-from backend.auth.dependencies import KnownUsers
-from backend.db import Database, create_engine
+from backend.db import create_engine
 from backend.embedded import EmbeddedPostgres
 from backend.main import create_app
 from backend.settings import Settings
-from tests.support import TokenFactory, scratch_database
-
-TEST_SECRET = "test-secret-" + "x" * 40
+from tests.support import TokenFactory, connect, make_settings, run_inside, scratch_database
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url() -> Iterator[str]:
     configured = os.environ.get("TEST_DATABASE_URL")
     if configured:
         yield configured
@@ -52,73 +49,71 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("data")
 
 
-def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "database_url": database_url,
-        "data_dir": data_dir,
-        "auth_secret": TEST_SECRET,
-        "auto_migrate": False,
-        "db_pool_size": 20,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-
-
 @pytest.fixture(scope="session")
 def settings(database_url: str, data_dir: Path) -> Settings:
-    return make_settings(database_url, data_dir)
+    return make_settings(database_url, data_dir, db_pool_size=20)
 
 
 @pytest.fixture(scope="session")
-async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    assert settings.database_url is not None
-    engine = create_engine(settings.database_url.get_secret_value(), settings)
-    await migrations.upgrade(engine)
+async def migrated(database_url: str, settings: Settings) -> str:
+    """The test database's URL, once its schema is at the latest migration."""
+    await migrations.upgrade(database_url, settings)
+    return database_url
+
+
+@pytest.fixture(scope="session")
+async def engine(migrated: str, settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """SQLAlchemy, for tests of the models and migrations (requests never use it)."""
+    engine = create_engine(migrated, settings)
     yield engine
     await engine.dispose()
 
 
 @pytest.fixture
-async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection inside a transaction that is rolled back after the test."""
-    async with engine.connect() as connection:
-        transaction = await connection.begin()
+async def connection(migrated: str) -> AsyncIterator[asyncpg.Connection]:
+    """An asyncpg connection inside a transaction that is rolled back after the test."""
+    connection = await connect(migrated)
+    transaction = connection.transaction()
+    await transaction.start()
+    try:
         yield connection
+    finally:
+        await transaction.rollback()
+        await connection.close()
+
+
+@pytest.fixture
+async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """An ORM session in a transaction of its own that is rolled back after the test; each
+    commit inside becomes a savepoint release."""
+    async with engine.connect() as sa_connection:
+        transaction = await sa_connection.begin()
+        sessions = async_sessionmaker(
+            bind=sa_connection,
+            class_=AsyncSession,
+            expire_on_commit=False,
+            join_transaction_mode="create_savepoint",
+        )
+        async with sessions() as session:
+            yield session
         await transaction.rollback()
 
 
-@pytest.fixture
-def sessionmaker(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
-    # Every session's commit becomes a savepoint release inside the outer test transaction.
-    return async_sessionmaker(
-        bind=connection,
-        class_=AsyncSession,
-        expire_on_commit=False,
-        join_transaction_mode="create_savepoint",
-    )
-
-
-@pytest.fixture
-async def session(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    async with sessionmaker() as session:
-        yield session
-
-
 @pytest.fixture(scope="session")
-async def started_app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[FastAPI]:
+async def started_app(settings: Settings, migrated: str) -> AsyncIterator[FastAPI]:
     app = create_app(settings)
     async with LifespanManager(app):
         yield app
 
 
 @pytest.fixture
-async def app(started_app: FastAPI, connection: AsyncConnection) -> AsyncIterator[FastAPI]:
+async def app(started_app: FastAPI, connection: asyncpg.Connection) -> AsyncIterator[FastAPI]:
     """The app with every request inside this test's rolled-back transaction."""
-    real_database = started_app.state.db
-    started_app.state.db = Database.inside(connection)
-    started_app.state.known_users = KnownUsers()
+    state = started_app.state
+    real_database, real_users = state.db, state.users
+    run_inside(started_app, connection)
     yield started_app
-    started_app.state.db = real_database
+    state.db, state.users = real_database, real_users
 
 
 @pytest.fixture
@@ -130,11 +125,11 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def tokens() -> TokenFactory:
-    return TokenFactory(TEST_SECRET)
+    return TokenFactory()
 
 
 @pytest.fixture
 async def scratch_url(database_url: str) -> AsyncIterator[str]:
     """An empty database of its own on the test server, dropped afterwards."""
-    async with scratch_database(database_url, "scratch_" + secrets.token_hex(4)) as url:
+    async with scratch_database(database_url) as url:
         yield url

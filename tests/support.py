@@ -1,22 +1,43 @@
-"""Helpers shared by tests: tokens, users, scratch databases."""
+"""Helpers shared by every test package: settings, tokens, connections, ports, databases."""
 
+import secrets
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import jwt
+from fastapi import FastAPI
 
+from backend.db import Database, SavepointDatabase, open_database
 from backend.db_url import parse_database_url
+from backend.settings import Settings
+from backend.users.service import UserService
+
+TEST_SECRET = "test-secret-" + "x" * 40
+
+
+def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Settings:
+    """Settings for a test app, independent of the environment and of any .env file."""
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "data_dir": data_dir,
+        "auth_secret": TEST_SECRET,
+        "auto_migrate": False,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
 class TokenFactory:
-    """Real HS256 tokens for the shared-secret mode the default test app runs in."""
+    """Real HS256 tokens for the shared-secret mode test apps run in."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str = TEST_SECRET) -> None:
         self.secret = secret
 
     def __call__(self, sub: str | None = None, **claims: Any) -> str:
@@ -31,23 +52,32 @@ class TokenFactory:
         return {"Authorization": f"Bearer {self(sub, **claims)}"}
 
 
-async def _admin_connection(database_url: str) -> asyncpg.Connection:
-    target = parse_database_url(database_url)
-    url = target.url
-    params: dict[str, Any] = {
-        "user": url.username,
-        "password": url.password,
-        "database": url.database,
-        "host": url.query.get("host") or url.host,
-        "port": url.port,
-    }
-    return await asyncpg.connect(**{k: v for k, v in params.items() if v is not None})
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def connect(database_url: str, database: str | None = None) -> asyncpg.Connection:
+    """A plain asyncpg connection to `database_url` (or to another database on its server)."""
+    arguments = parse_database_url(database_url).asyncpg_arguments()
+    if database is not None:
+        arguments["database"] = database
+    return await asyncpg.connect(**arguments)
 
 
 @asynccontextmanager
-async def scratch_database(database_url: str, name: str) -> AsyncIterator[str]:
-    """Create database `name` beside the one in `database_url`; yield its URL; drop it."""
-    admin = await _admin_connection(database_url)
+async def app_database(database_url: str, settings: Settings) -> AsyncIterator[Database]:
+    """The database exactly as the app opens it (pool, TLS, timeouts), outside any app."""
+    async with open_database(settings, database_url) as database:
+        yield database
+
+
+@asynccontextmanager
+async def scratch_database(database_url: str, name: str | None = None) -> AsyncIterator[str]:
+    """Create an empty database beside the one in `database_url`; yield its URL; drop it."""
+    name = name or "scratch_" + secrets.token_hex(4)
+    admin = await connect(database_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         url = parse_database_url(database_url).url.set(database=name)
@@ -55,6 +85,13 @@ async def scratch_database(database_url: str, name: str) -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+def run_inside(app: FastAPI, connection: asyncpg.Connection) -> None:
+    """Make every request of a started app run in savepoints on `connection` (the test's
+    rolled-back transaction), with a user service that has seen nobody yet."""
+    app.state.db = SavepointDatabase(connection)
+    app.state.users = UserService(app.state.db)
 
 
 async def me(client: httpx.AsyncClient, headers: dict[str, str]) -> httpx.Response:

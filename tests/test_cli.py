@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,19 +23,12 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from backend import migrations
-from backend.db import create_engine
 from backend.main import create_app
-from tests.conftest import make_settings
+from tests.support import connect, free_port, make_settings
 
 BIN = Path(sys.executable).parent
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def clean_env(**settings: str) -> dict[str, str]:
@@ -202,10 +194,9 @@ async def test_readyz_is_503_until_todo_api_migrate_brings_the_schema_to_head(
         )
         assert migrate.returncode == 0, migrate.stdout + migrate.stderr
 
-        engine = create_engine(scratch_url, make_settings(scratch_url, tmp_path))
+        connection = await connect(scratch_url)
         try:
-            async with engine.connect() as connection:
-                assert await migrations.schema_is_current(connection)
+            assert await migrations.schema_is_current(connection)
         finally:
-            await engine.dispose()
+            await connection.close()
         assert (await client.get("/readyz")).status_code == 200

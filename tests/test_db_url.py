@@ -17,13 +17,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from backend import db_url
-from backend.db import create_engine
+from backend.db import pool_arguments
 from backend.db_url import DatabaseURLError, parse_database_url
-from tests.conftest import make_settings
+from tests.support import app_database, connect, make_settings
 
 NEON_URL = (
     "postgresql://user:pw@ep-cool-name-123456-pooler.eu-central-1.aws.neon.tech/neondb"
@@ -272,48 +271,20 @@ def test_neon_url_keeps_its_pooler_host_and_encrypts() -> None:
     assert isinstance(target.connect_args["ssl"], ssl.SSLContext)
 
 
-class _Captured(Exception):
-    """Raised by the asyncpg.connect stand-in once it has checked its arguments."""
+async def test_neon_url_gives_pool_arguments_asyncpg_accepts(tmp_path: Path) -> None:
+    arguments = pool_arguments(NEON_URL, make_settings(NEON_URL, tmp_path))
 
-    def __init__(self, arguments: dict[str, Any]) -> None:
-        self.arguments = arguments
-
-
-@pytest.fixture
-def asyncpg_connect_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
-    """asyncpg.connect replaced by a stand-in that binds the arguments to the real signature
-    (a TypeError there is what Neon's URL used to produce) and stops before any network I/O."""
-    signature = inspect.signature(asyncpg.connect)
-
-    async def connect(*args: Any, **kwargs: Any) -> Any:
-        raise _Captured(dict(signature.bind(*args, **kwargs).arguments))
-
-    monkeypatch.setattr(asyncpg, "connect", connect)
-
-
-async def test_neon_url_builds_an_engine_whose_connect_arguments_asyncpg_accepts(
-    asyncpg_connect_arguments: None, tmp_path: Path
-) -> None:
-    engine = create_engine(NEON_URL, make_settings(NEON_URL, tmp_path))  # does not connect
-    try:
-        assert engine.url.host == NEON_HOST
-        with pytest.raises(_Captured) as captured:
-            async with engine.connect():
-                pass
-    finally:
-        await engine.dispose()
-
-    arguments = captured.value.arguments
-    assert arguments["host"] == NEON_HOST
-    assert (arguments["user"], arguments["password"], arguments["database"]) == (
-        "user",
-        "pw",
-        "neondb",
+    # create_pool passes everything it does not know itself on to connect(): bind those to
+    # connect()'s real signature, where an unknown keyword is the TypeError Neon's URL caused.
+    pool_only = set(inspect.signature(asyncpg.create_pool).parameters) - set(
+        inspect.signature(asyncpg.connect).parameters
     )
-    assert isinstance(arguments["ssl"], ssl.SSLContext)
-    assert not {"sslmode", "channel_binding"} & set(arguments)
-    # Safe behind Neon's transaction-mode pooler: no server-side statement cache.
-    assert arguments["statement_cache_size"] == 0
+    for_connect = {k: v for k, v in arguments.items() if k not in pool_only}
+    bound = inspect.signature(asyncpg.connect).bind(**for_connect).arguments
+    assert bound["host"] == NEON_HOST
+    assert (bound["user"], bound["password"], bound["database"]) == ("user", "pw", "neondb")
+    assert isinstance(bound["ssl"], ssl.SSLContext)
+    assert not {"sslmode", "channel_binding"} & set(bound)
 
 
 # --- against the real test server --------------------------------------------------------
@@ -325,15 +296,15 @@ def with_options(database_url: str, **options: str) -> str:
 
 
 async def ssl_in_use(database_url: str, tmp_path: Path) -> bool:
-    engine = create_engine(database_url, make_settings(database_url, tmp_path))
-    try:
-        async with engine.connect() as connection:
-            assert await connection.scalar(text("SELECT 1")) == 1
-            in_use = await connection.scalar(
-                text("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
-            )
-    finally:
-        await engine.dispose()
+    """Whether the app's own connection to `database_url` is encrypted."""
+    settings = make_settings(database_url, tmp_path)
+    async with (
+        app_database(database_url, settings) as database,
+        database.connection() as connection,
+    ):
+        in_use = await connection.fetchval(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+        )
     return bool(in_use)
 
 
@@ -360,13 +331,12 @@ async def test_sslmode_require_never_falls_back_to_plain_text(
     plain = with_options(database_url, sslmode="disable")
     if parse_database_url(plain).url.query.get("host"):
         pytest.skip("Unix-socket connections never use TLS")
-    engine = create_engine(plain, make_settings(plain, tmp_path))
+    admin = await connect(plain)
     try:
-        async with engine.connect() as connection:
-            if await connection.scalar(text("SHOW ssl")) == "on":
-                pytest.skip("the test server offers TLS")
+        if await admin.fetchval("SHOW ssl") == "on":
+            pytest.skip("the test server offers TLS")
     finally:
-        await engine.dispose()
+        await admin.close()
 
     with pytest.raises(ConnectionError):
         await ssl_in_use(with_options(database_url, sslmode="require"), tmp_path)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.db import create_engine
 from backend.embedded import EmbeddedPostgres
-from tests.conftest import make_settings
+from tests.support import make_settings
 
 
 def postgres_processes(pgdata: Path) -> list[psutil.Process]:

@@ -5,10 +5,10 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import exc as sa_exc
 
 from backend.main import create_app
 from backend.settings import Settings
@@ -152,7 +152,8 @@ async def failing_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]
         raise RuntimeError("secret-internal-state SELECT * FROM todo")
 
     async def database_error(sqlstate: str) -> None:
-        raise sa_exc.DBAPIError("SELECT secret FROM todo", None, DriverError(sqlstate))
+        # What asyncpg raises for a server error with this SQLSTATE.
+        raise asyncpg.PostgresError.new({"C": sqlstate, "M": "secret: SELECT * FROM todo"})
 
     app.add_api_route("/crash", crash)
     app.add_api_route("/database-error/{sqlstate}", database_error)
@@ -172,14 +173,6 @@ async def test_unexpected_error_is_a_500_problem_revealing_nothing(
     assert "Traceback" not in response.text
     assert problem["detail"] == "An unexpected error occurred."
     assert response.headers["x-request-id"] == "crash-1"
-
-
-class DriverError(Exception):
-    """What the asyncpg adapter raises: the server's SQLSTATE on `sqlstate`."""
-
-    def __init__(self, sqlstate: str) -> None:
-        super().__init__(f"driver says: secret-{sqlstate}")
-        self.sqlstate = sqlstate
 
 
 @pytest.mark.parametrize(

@@ -24,8 +24,7 @@ from sqlmodel import col
 from backend.main import create_app
 from backend.settings import Settings
 from backend.users.models import User
-from tests.conftest import TEST_SECRET
-from tests.support import TokenFactory
+from tests.support import TEST_SECRET, TokenFactory
 
 PROBLEM = "application/problem+json"
 TODO_OPERATIONS = {

@@ -54,8 +54,6 @@ class TodoService:
             rows = await TodoRepository(connection, self._user_id).page(
                 where, order, limit + 1, after
             )
-        if not rows and after is None:
-            await self._check_user_exists()
         items = rows[:limit]
         more = len(rows) > limit
         return TodoPage(items=items, next_cursor=encode_cursor(order, items[-1]) if more else None)
@@ -108,17 +106,11 @@ class TodoService:
 
     async def clear_completed(self) -> int:
         async with self._database.connection() as connection:
-            deleted = await TodoRepository(connection, self._user_id).delete_completed()
-        if not deleted:
-            await self._check_user_exists()
-        return deleted
+            return await TodoRepository(connection, self._user_id).delete_completed()
 
     async def stats(self) -> TodoStats:
         async with self._database.connection() as connection:
-            stats = await TodoRepository(connection, self._user_id).stats()
-        if not stats.total:
-            await self._check_user_exists()
-        return stats
+            return await TodoRepository(connection, self._user_id).stats()
 
     async def _not_written(self, stale: bool) -> NoReturn:
         """A write matched nothing: the todo is there at another version (If-Match), or it
@@ -129,9 +121,9 @@ class TodoService:
         raise TodoNotFound()
 
     async def _check_user_exists(self) -> None:
-        """On every "nothing there" answer: is it because the user itself was deleted (by
-        Better Auth, on a shared database) since this process provisioned them? Then the
-        answer is 401, not an empty list. Costs a statement only on such answers."""
+        """A todo id not found: is it because the user itself was deleted (by Better Auth, on
+        a shared database) since this process provisioned them? Then the answer is 401, and
+        the process refuses the user's tokens from now on. Costs a statement only on 404s."""
         async with self._database.connection() as connection:
             if not await UserRepository(connection, self._user_id).exists():
                 raise UserGone()

@@ -31,7 +31,7 @@ def _provision_statement() -> Statement:
     return Statement.compile(
         statement.on_conflict_do_update(
             index_elements=[_COLUMNS["id"]],
-            set_={**dict(zip(columns, proposed, strict=True)), "updatedAt": func.now()},
+            set_={**dict(zip(columns, proposed, strict=True)), "updatedAt": func.statement_timestamp()},
             where=changed,
         )
     )

@@ -6,13 +6,13 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.settings import Settings
 from tests.auth.helpers import ALGORITHMS, AUDIENCE, ISSUER, JwksServer, SigningKey, running
-from tests.conftest import make_settings
+from tests.support import make_settings
 
 type ApiFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
@@ -56,7 +56,7 @@ def jwks_settings(
 
 
 @pytest.fixture
-def make_api(jwks_settings: Callable[..., Settings], connection: AsyncConnection) -> ApiFactory:
+def make_api(jwks_settings: Callable[..., Settings], connection: asyncpg.Connection) -> ApiFactory:
     """`async with make_api(**settings) as api`: a fresh JWKS-mode app (cold key cache)."""
 
     def make(**overrides: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:

@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import asyncpg
 import httpx
 import jwt
 from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from backend.db import Database
 from backend.main import create_app
 from backend.settings import Settings
+from tests.support import run_inside
 
 ISSUER = "https://auth.example.test"
 AUDIENCE = "https://auth.example.test"
@@ -225,14 +225,14 @@ class JwksServer:
 
 @asynccontextmanager
 async def running(
-    settings: Settings, connection: AsyncConnection | None = None
+    settings: Settings, connection: asyncpg.Connection | None = None
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A started app and a client for it. With `connection` (in the test's rolled-back
     transaction) its requests use that instead of the app's own engine."""
     app = create_app(settings)
     async with LifespanManager(app):
         if connection is not None:
-            app.state.db = Database.inside(connection)
+            run_inside(app, connection)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client

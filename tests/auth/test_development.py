@@ -15,7 +15,7 @@ from backend.cli import main
 from backend.main import create_app
 from backend.settings import ConfigurationError, get_settings
 from tests.auth.helpers import assert_invalid_token, me, running
-from tests.conftest import TEST_SECRET, make_settings
+from tests.support import TEST_SECRET, make_settings
 
 
 @pytest.fixture

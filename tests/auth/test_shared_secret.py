@@ -9,8 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests.auth.helpers import SigningKey, assert_invalid_token, make_claims, me, unsigned
-from tests.conftest import TEST_SECRET, make_settings
-from tests.support import TokenFactory
+from tests.support import TEST_SECRET, TokenFactory, make_settings
 
 
 async def test_hs256_token_with_the_secret_is_accepted(

@@ -23,8 +23,7 @@ from backend.db import Database, create_engine
 from backend.main import create_app
 from tests.better_auth import harness
 from tests.better_auth.harness import BetterAuthServer, BetterAuthUser
-from tests.conftest import make_settings
-from tests.support import scratch_database
+from tests.support import make_settings, scratch_database
 
 pytestmark = pytest.mark.skipif(
     not harness.node_available(), reason="node and npm are needed to run a real Better Auth"

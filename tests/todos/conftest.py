@@ -7,14 +7,13 @@ transaction. Tests that need requests to really commit and race each other use
 """
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from sqlalchemy import delete, event
-from sqlalchemy.engine import Connection
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
@@ -23,8 +22,6 @@ from backend.settings import Settings
 from backend.users.models import User
 from tests.support import TokenFactory
 from tests.todos.support import ConcurrencyProbe, Headers
-
-TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
 @pytest.fixture
@@ -70,19 +67,3 @@ async def committed_user(engine: AsyncEngine) -> AsyncIterator[Callable[[], str]
     yield new_user
     async with engine.begin() as connection:
         await connection.execute(delete(User).where(col(User.id).in_(created)))
-
-
-@pytest.fixture
-def statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The SQL statements the test's connection executes, transaction control left out."""
-    executed: list[str] = []
-
-    def record(
-        conn: Connection, cursor: object, statement: str, *args: object, **kwargs: object
-    ) -> None:
-        if not statement.lstrip().upper().startswith(TRANSACTION_CONTROL):
-            executed.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    yield executed
-    event.remove(engine.sync_engine, "before_cursor_execute", record)

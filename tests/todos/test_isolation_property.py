@@ -15,7 +15,9 @@ import string
 import uuid
 from typing import Any, ClassVar
 
+import asyncpg
 import httpx
+from asyncpg.transaction import Transaction
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -25,7 +27,6 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 
 from tests.support import TokenFactory
 from tests.todos.support import BlockingClient, Headers
@@ -44,7 +45,7 @@ changes = st.fixed_dictionaries(
 class TodoIsolation(RuleBasedStateMachine):
     api: ClassVar[BlockingClient]
     tokens: ClassVar[TokenFactory]
-    connection: ClassVar[AsyncConnection]
+    connection: ClassVar[asyncpg.Connection]
 
     def __init__(self) -> None:
         super().__init__()
@@ -151,8 +152,10 @@ class TodoIsolation(RuleBasedStateMachine):
     def teardown(self) -> None:
         self.api.run(self.savepoint.rollback())
 
-    async def _begin_savepoint(self) -> AsyncTransaction:
-        return await self.connection.begin_nested()
+    async def _begin_savepoint(self) -> Transaction:
+        savepoint = self.connection.transaction()
+        await savepoint.start()
+        return savepoint
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -189,7 +192,7 @@ class TodoIsolation(RuleBasedStateMachine):
 
 
 async def test_users_only_ever_see_and_touch_their_own_todos(
-    client: httpx.AsyncClient, tokens: TokenFactory, connection: AsyncConnection
+    client: httpx.AsyncClient, tokens: TokenFactory, connection: asyncpg.Connection
 ) -> None:
     class Machine(TodoIsolation):
         api = BlockingClient(client, asyncio.get_running_loop())

@@ -7,12 +7,12 @@ case, due_at, and missing due_at), so only the id tie-breaker keeps pages apart.
 import base64
 import itertools
 import json
+import uuid
 from datetime import datetime
 
+import asyncpg
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.todos.support import (
     ALL_SORTS,
@@ -33,7 +33,7 @@ CREATED = ["2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", "2024-01-02T00:00:00Z
 
 @pytest.fixture
 async def crowded(
-    client: httpx.AsyncClient, alice: Headers, bob: Headers, connection: AsyncConnection
+    client: httpx.AsyncClient, alice: Headers, bob: Headers, connection: asyncpg.Connection
 ) -> list[Todo]:
     """25 of Alice's todos with many equal keys (and a few of Bob's, which must never show)."""
     columns = zip(
@@ -48,8 +48,9 @@ async def crowded(
         todo = await create_todo(client, alice, title=title, priority=priority, due_at=due_at)
         # created_at is the server's; within one test transaction it is one now() for all.
         await connection.execute(
-            text("UPDATE todo SET created_at = :created_at WHERE id = :id"),
-            {"created_at": datetime.fromisoformat(created_at), "id": todo["id"]},
+            "UPDATE todo SET created_at = $1 WHERE id = $2",
+            datetime.fromisoformat(created_at),
+            uuid.UUID(todo["id"]),
         )
     for title in TITLES[:3]:
         await create_todo(client, bob, title=title)

@@ -1,11 +1,11 @@
 """PATCH /todos/{id}: partial updates, completed_at bookkeeping, versions and If-Match."""
 
+import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.todos.support import Headers, Todo, create_todo
 
@@ -129,14 +129,14 @@ async def test_reopening_clears_completed_at(client: httpx.AsyncClient, alice: H
 
 
 async def test_completing_again_keeps_the_first_completed_at(
-    client: httpx.AsyncClient, alice: Headers, connection: AsyncConnection
+    client: httpx.AsyncClient, alice: Headers, connection: asyncpg.Connection
 ) -> None:
     todo = await create_todo(client, alice, completed=True)
     # Every request of a test shares one transaction, hence one now(): backdate the first
     # completion so that a second one at now() would show.
     await connection.execute(
-        text("UPDATE todo SET completed_at = completed_at - interval '1 day' WHERE id = :id"),
-        {"id": todo["id"]},
+        "UPDATE todo SET completed_at = completed_at - interval '1 day' WHERE id = $1",
+        uuid.UUID(todo["id"]),
     )
     first = (await client.get(f"/todos/{todo['id']}", headers=alice)).json()["completed_at"]
 

@@ -5,12 +5,13 @@ import asyncio
 from collections.abc import Iterator
 from datetime import datetime
 
+import asyncpg
 import httpx
 import pytest
-from sqlalchemy import delete, event
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from asyncpg.connection import LoggedQuery
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from backend.settings import Settings
 from backend.users.models import User
@@ -19,16 +20,16 @@ from tests.support import TokenFactory
 
 
 @pytest.fixture
-def statements(connection: AsyncConnection) -> Iterator[list[str]]:
+def statements(connection: asyncpg.Connection) -> Iterator[list[str]]:
     """Every SQL statement the app sends on the test's connection, in order."""
     sent: list[str] = []
 
-    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
-        sent.append(statement)
+    def record(query: LoggedQuery) -> None:
+        sent.append(query.query)
 
-    event.listen(connection.sync_connection, "before_cursor_execute", record)
+    connection.add_query_logger(record)
     yield sent
-    event.remove(connection.sync_connection, "before_cursor_execute", record)
+    connection.remove_query_logger(record)
 
 
 def upserts(statements: list[str]) -> list[str]:
@@ -36,7 +37,7 @@ def upserts(statements: list[str]) -> list[str]:
 
 
 async def test_first_request_creates_the_user_from_the_claims(
-    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession
+    client: httpx.AsyncClient, tokens: TokenFactory, connection: asyncpg.Connection
 ) -> None:
     token = tokens(
         "ada",
@@ -59,9 +60,11 @@ async def test_first_request_creates_the_user_from_the_claims(
         "updated_at": body["updated_at"],
     }
     datetime.fromisoformat(body["created_at"])
-    row = await session.get(User, "ada")
+    row = await connection.fetchrow(
+        'SELECT name, email, "emailVerified", image FROM "user" WHERE id = $1', "ada"
+    )
     assert row is not None
-    assert (row.name, row.email, row.email_verified, row.image) == (
+    assert tuple(row) == (
         "Ada Lovelace",
         "ada@example.com",
         True,

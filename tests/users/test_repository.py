@@ -1,16 +1,16 @@
 """`UserRepository` is bound to one user id: it can only ever see that user's row."""
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncpg
 
+from backend.users.records import UserProfile
 from backend.users.repository import UserRepository
-from backend.users.schemas import UserProfile
 
 
 def profile(email: str) -> UserProfile:
     return UserProfile(name="", email=email, email_verified=False, image=None)
 
 
-async def test_get_returns_only_the_bound_user(connection: AsyncConnection) -> None:
+async def test_get_returns_only_the_bound_user(connection: asyncpg.Connection) -> None:
     await UserRepository(connection, "a").provision(profile("a@example.com"))
     await UserRepository(connection, "b").provision(profile("b@example.com"))
 
@@ -21,7 +21,7 @@ async def test_get_returns_only_the_bound_user(connection: AsyncConnection) -> N
     assert await UserRepository(connection, "c").get() is None
 
 
-async def test_provision_writes_only_the_bound_user(connection: AsyncConnection) -> None:
+async def test_provision_writes_only_the_bound_user(connection: asyncpg.Connection) -> None:
     await UserRepository(connection, "a").provision(profile("a@example.com"))
     await UserRepository(connection, "b").provision(profile("b@example.com"))
     await UserRepository(connection, "a").provision(profile("a@new.example.com"))
