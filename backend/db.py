@@ -18,6 +18,7 @@ can have died unnoticed, e.g. when a Neon compute was suspended — is pinged be
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -31,10 +32,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from backend.db_url import parse_database_url
 from backend.embedded import EmbeddedPostgres
+from backend.errors import ProblemError, is_outage
 from backend.settings import Settings
 
 # What repositories receive: a pooled connection (or, in tests, a plain one).
 type Connection = PoolConnectionProxy[Record] | asyncpg.Connection[Record]
+
+
+def _leaves_connection_usable(exc: BaseException) -> bool:
+    """A problem of ours (404, 409, ...) or an error the server reported for one statement
+    (a constraint, say) leaves the connection ready for the next request; anything else
+    (a lost connection, a timeout, a cancellation) may not."""
+    if isinstance(exc, ProblemError):
+        return True
+    return isinstance(exc, asyncpg.PostgresError) and not is_outage(exc)
 
 
 class PooledConnection(asyncpg.Connection):
@@ -96,6 +107,13 @@ class Database:
         connection = await self._acquire()
         try:
             yield connection
+        except BaseException as exc:
+            if not _leaves_connection_usable(exc):
+                # Broken mid-operation (or its server is going away): its protocol state is
+                # unknown, so it must never serve another request.
+                with contextlib.suppress(asyncpg.InterfaceError):  # already closed and gone
+                    connection.terminate()
+            raise
         finally:
             await self.pool.release(connection)
 

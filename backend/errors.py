@@ -161,8 +161,18 @@ _UNKNOWN_STATEMENT = "26000"
 
 
 def is_outage(exc: BaseException) -> bool:
-    """Lost or refused connections and timeouts: answered 503, the client may retry."""
-    if isinstance(exc, OSError | TimeoutError | asyncpg.ConnectionDoesNotExistError):
+    """Lost or refused connections and timeouts: answered 503, the client may retry.
+
+    InternalClientError is asyncpg finding a connection still busy with an earlier exchange:
+    the server killed it (pg_terminate_backend, a failover) and the error arrived while it sat
+    idle in the pool, moments before the socket closed. The connection is dropped."""
+    outage_classes = (
+        OSError,
+        TimeoutError,
+        asyncpg.ConnectionDoesNotExistError,
+        asyncpg.InternalClientError,
+    )
+    if isinstance(exc, outage_classes):
         return True
     sqlstate = getattr(exc, "sqlstate", None) or ""
     return isinstance(exc, asyncpg.PostgresError) and sqlstate.startswith(_OUTAGE_SQLSTATES)
@@ -201,6 +211,7 @@ def install_error_handlers(app: FastAPI) -> None:
         StarletteHTTPException: _on_http,
         asyncpg.PostgresError: _on_database_error,
         asyncpg.InterfaceError: _on_database_error,
+        asyncpg.InternalClientError: _on_database_error,
         OSError: _on_outage,  # connection refused / reset
         TimeoutError: _on_outage,  # no pooled connection in time; connect or statement timeout
         Exception: _on_unexpected,

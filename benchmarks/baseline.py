@@ -1,10 +1,11 @@
-"""The baseline of issue 6: what a careful hand-written FastAPI service does for the same five
-requests. Every request verifies the Ed25519 JWT with PyJWT, runs one SQL statement through a
-raw asyncpg pool (no explicit transaction), and serialises with pydantic-core. Response shapes
-follow the API's closely enough that both do the same work per request.
+"""The baseline: what a careful hand-written FastAPI service does for the benchmark's five
+requests. Every request verifies the Ed25519 JWT with PyJWT, runs the same SQL as the API
+through a raw asyncpg pool (no explicit transaction), and serialises with pydantic-core.
+Response shapes follow the API's closely enough that both do the same work per request.
 
 It is a yardstick, not a product: no user provisioning (the benchmark seeds the users), no
-problem+json details, no request ids. Run by benchmarks.run, configured by environment:
+problem+json details, no request ids, and PATCH only does what the benchmark sends
+(`{"completed": ...}` with If-Match). Run by benchmarks.run, configured by environment:
 BASELINE_DATABASE_URL, BASELINE_JWKS_URL, BASELINE_ISSUER, BASELINE_AUDIENCE,
 BASELINE_POOL_SIZE, BASELINE_STATEMENT_CACHE_SIZE.
 """
@@ -25,21 +26,58 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
 from pydantic_core import to_json
 from uuid_utils.compat import uuid7
 
-COLUMNS = (
-    "id, title, description, completed, completed_at, priority, due_at, created_at, "
-    "updated_at, version"
+# The exact SQL the API executes (backend.todos.statements, compiled by SQLAlchemy), copied
+# here so that the baseline stays independent of `backend`: same text, so PostgreSQL plans it
+# and asyncpg caches it alike. tests/test_benchmark_baseline.py fails when the copies drift.
+# Each comment gives the order of the statement's parameters.
+
+# $1 user_id, $2 todo_id
+GET = (
+    "SELECT todo.id, todo.title, todo.description, todo.completed, todo.completed_at, "
+    "todo.priority, todo.due_at, todo.created_at, todo.updated_at, todo.version \n"
+    "FROM todo \n"
+    "WHERE todo.user_id = $1::VARCHAR AND todo.id = $2::UUID"
 )
-# The same statements the API's repository issues, written by hand.
-LIST = f"""SELECT {COLUMNS} FROM todo WHERE user_id = $1
-ORDER BY created_at DESC, id DESC LIMIT $2"""  # noqa: S608 - only constants are interpolated
-LIST_Q = f"""SELECT {COLUMNS} FROM todo
-WHERE user_id = $1 AND (title ILIKE $2 OR description ILIKE $2)
-ORDER BY created_at DESC, id DESC LIMIT $3"""  # noqa: S608
-GET = f"SELECT {COLUMNS} FROM todo WHERE user_id = $1 AND id = $2"  # noqa: S608
-CREATE = f"""INSERT INTO todo (id, user_id, title, description, completed, completed_at,
-priority, due_at) VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 THEN now() END, $6, $7)
-RETURNING {COLUMNS}"""  # noqa: S608
-EXISTS = "SELECT 1 FROM todo WHERE user_id = $1 AND id = $2"
+# $1 user_id, $2 limit (one more than the page size: is there a next page?)
+LIST = (
+    "SELECT todo.id, todo.title, todo.description, todo.completed, todo.completed_at, "
+    "todo.priority, todo.due_at, todo.created_at, todo.updated_at, todo.version \n"
+    "FROM todo \n"
+    "WHERE todo.user_id = $1::VARCHAR ORDER BY todo.created_at DESC, todo.id DESC \n"
+    " LIMIT $2"
+)
+# $1 user_id, $2 ILIKE pattern of q (contains_pattern), $3 limit
+LIST_Q = (
+    "SELECT todo.id, todo.title, todo.description, todo.completed, todo.completed_at, "
+    "todo.priority, todo.due_at, todo.created_at, todo.updated_at, todo.version \n"
+    "FROM todo \n"
+    "WHERE todo.user_id = $1::VARCHAR AND (todo.title ILIKE $2::VARCHAR OR todo.description "
+    "ILIKE $2::VARCHAR) ORDER BY todo.created_at DESC, todo.id DESC \n"
+    " LIMIT $3"
+)
+# $1 id, $2 user_id, $3 title, $4 description, $5 completed, $6 priority, $7 due_at
+INSERT = (
+    "INSERT INTO todo (id, user_id, title, description, completed, completed_at, priority, "
+    "due_at) VALUES ($1::UUID, $2::VARCHAR, $3::VARCHAR, $4::VARCHAR, $5::BOOLEAN, CASE WHEN $5 "
+    "THEN now() END, $6::todo_priority, $7::TIMESTAMP WITH TIME ZONE) "
+    "RETURNING todo.id, todo.title, todo.description, todo.completed, todo.completed_at, "
+    "todo.priority, todo.due_at, todo.created_at, todo.updated_at, todo.version"
+)
+# $1 completed, $2 user_id, $3 todo_id, $4 versions (If-Match): the check and the write in one
+UPDATE_COMPLETED = (
+    "UPDATE todo SET completed=$1::BOOLEAN, completed_at=CASE WHEN $1 THEN "
+    "coalesce(todo.completed_at, now()) END, updated_at=now(), version=(todo.version + 1) "
+    "WHERE todo.user_id = $2::VARCHAR AND todo.id = $3::UUID AND todo.version = "
+    "ANY ($4::INTEGER[]) "
+    "RETURNING todo.id, todo.title, todo.description, todo.completed, todo.completed_at, "
+    "todo.priority, todo.due_at, todo.created_at, todo.updated_at, todo.version"
+)
+# $1 user_id, $2 todo_id: after a guarded write matched nothing, 412 or 404?
+EXISTS = (
+    "SELECT EXISTS (SELECT * \n"
+    "FROM todo \n"
+    "WHERE todo.user_id = $1::VARCHAR AND todo.id = $2::UUID) AS anon_1"
+)
 
 
 @asynccontextmanager
@@ -50,12 +88,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.keys = {jwk["kid"]: jwt.PyJWK(jwk, algorithm="EdDSA").key for jwk in jwks["keys"]}
     app.state.issuer = env.get("BASELINE_ISSUER")
     app.state.audience = env.get("BASELINE_AUDIENCE")
-    size = int(env.get("BASELINE_POOL_SIZE", "20"))
+    # No defaults of its own: the harness always passes the API's pool size and cache size.
+    size = int(env["BASELINE_POOL_SIZE"])
     async with asyncpg.create_pool(
         env["BASELINE_DATABASE_URL"],
         min_size=size,
         max_size=size,
-        statement_cache_size=int(env.get("BASELINE_STATEMENT_CACHE_SIZE", "0")),
+        statement_cache_size=int(env["BASELINE_STATEMENT_CACHE_SIZE"]),
     ) as pool:
         app.state.pool = pool
         yield
@@ -105,6 +144,14 @@ async def healthz() -> Response:
     return json({"status": "ok"})
 
 
+_LIKE_SPECIALS = re.compile(r"([\\%_])")
+
+
+def contains_pattern(text: str) -> str:
+    """The API's ILIKE pattern: `text` anywhere, with `\\`, `%` and `_` escaped by `\\`."""
+    return "%" + _LIKE_SPECIALS.sub(r"\\\1", text) + "%"
+
+
 @app.get("/todos")
 async def list_todos(
     request: Request,
@@ -116,8 +163,7 @@ async def list_todos(
     if q is None:
         rows = await pool.fetch(LIST, user_id, limit + 1)
     else:
-        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", q) + "%"
-        rows = await pool.fetch(LIST_Q, user_id, pattern, limit + 1)
+        rows = await pool.fetch(LIST_Q, user_id, contains_pattern(q), limit + 1)
     items = [dict(row) for row in rows[:limit]]
     cursor = None
     if len(rows) > limit:  # the API's cursor is opaque too; this one carries the same data
@@ -163,7 +209,7 @@ class TodoChanges(BaseModel):
 @app.post("/todos", status_code=201)
 async def create_todo(request: Request, data: TodoIn, user_id: UserId) -> Response:
     row = await request.app.state.pool.fetchrow(
-        CREATE,
+        INSERT,
         uuid7(),  # the API's ids: time-ordered UUIDv7
         user_id,
         data.title,
@@ -178,6 +224,14 @@ async def create_todo(request: Request, data: TodoIn, user_id: UserId) -> Respon
 
 
 _STRONG_ETAG = re.compile(r'^\s*"(\d{1,10})"\s*$')
+_MAX_VERSION = 2**31 - 1  # the version column is an INTEGER
+
+
+def expected_versions(if_match: str) -> list[int]:
+    """The version a single strong ETag names; [0] (no todo has it) for anything else."""
+    match = _STRONG_ETAG.match(if_match)
+    version = int(match.group(1)) if match else 0
+    return [version if version <= _MAX_VERSION else 0]
 
 
 @app.patch("/todos/{todo_id}")
@@ -188,27 +242,16 @@ async def update_todo(
     user_id: UserId,
     if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    values: dict[str, Any] = changes.model_dump(exclude_unset=True)
-    expected = None
-    if if_match is not None and if_match.strip() != "*":
-        match = _STRONG_ETAG.match(if_match)
-        expected = int(match.group(1)) if match else 0  # 0 matches no version
-    # One statement: apply the changes only if the version still matches.
-    params: list[Any] = [user_id, todo_id, expected]
-    sets = ["version = version + 1", "updated_at = now()"]
-    for name, value in values.items():
-        params.append(value)
-        sets.append(f"{name} = ${len(params)}")
-        if name == "completed":  # keep the first completion time; reopening clears it
-            completed = f"${len(params)}"
-            sets.append(
-                f"completed_at = CASE WHEN {completed} THEN coalesce(completed_at, now()) END"
-            )
-    # Only column names from TodoChanges are interpolated; values are parameters.
-    where = "WHERE user_id = $1 AND id = $2 AND ($3::int IS NULL OR version = $3)"
-    statement = f"UPDATE todo SET {', '.join(sets)} {where} RETURNING {COLUMNS}"  # noqa: S608
+    # The benchmark's PATCH only: the full model is parsed (as the API parses its own), but
+    # any other change would need SQL the baseline does not have.
+    if changes.model_fields_set != {"completed"} or changes.completed is None:
+        raise HTTPException(422, "the baseline only patches `completed`")
+    if if_match is None:
+        raise HTTPException(428, "the baseline needs If-Match")
     pool: asyncpg.Pool = request.app.state.pool
-    row = await pool.fetchrow(statement, *params)
+    row = await pool.fetchrow(
+        UPDATE_COMPLETED, changes.completed, user_id, todo_id, expected_versions(if_match)
+    )
     if row is None:
         found = await pool.fetchval(EXISTS, user_id, todo_id)
         raise HTTPException(412 if found else 404)

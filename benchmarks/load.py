@@ -2,7 +2,9 @@
 multi-process Python generator speaking raw HTTP/1.1 over asyncio streams (httpx would cost
 more CPU per request than the server under test spends).
 
-Both read the same data files (see scenarios.lua) and return a RunResult.
+Both read the same data files (see scenarios.lua) and return a RunResult. With `delay_ms`,
+each connection waits that long before each request (think time): the offered load is then
+about connections / (think time + latency), the same for two servers of similar latency.
 """
 
 import asyncio
@@ -68,7 +70,13 @@ class Wrk:
         self.threads = 1 if cpu is not None else 2
 
     def run(
-        self, url: str, scenario: str, files: Files, seconds: float, connections: int
+        self,
+        url: str,
+        scenario: str,
+        files: Files,
+        seconds: float,
+        connections: int,
+        delay_ms: float = 0,
     ) -> RunResult:
         env = {
             **os.environ,
@@ -76,6 +84,7 @@ class Wrk:
             "BENCH_DATA": str(files.data),
             "BENCH_PATCH": str(files.patch or ""),
             "BENCH_THREADS": str(self.threads),
+            "BENCH_DELAY_MS": f"{delay_ms:g}",
         }
         command = ["wrk", f"-t{self.threads}", f"-c{connections}", f"-d{seconds:g}s"]
         command += ["--timeout", "10s", "-s", str(LUA_SCRIPT), url]
@@ -108,11 +117,18 @@ class PythonLoad:
         self.processes = processes
 
     def run(
-        self, url: str, scenario: str, files: Files, seconds: float, connections: int
+        self,
+        url: str,
+        scenario: str,
+        files: Files,
+        seconds: float,
+        connections: int,
+        delay_ms: float = 0,
     ) -> RunResult:
         shares = min(self.processes, connections)
         jobs = [
-            (url, scenario, files, seconds, len(range(i, connections, shares)), i, shares, self.cpu)
+            (url, scenario, files, seconds, len(range(i, connections, shares)), i, shares)
+            + (delay_ms / 1000, self.cpu)
             for i in range(shares)
         ]
         with multiprocessing.get_context("spawn").Pool(shares) as pool:
@@ -214,20 +230,29 @@ def _worker(
     connections: int,
     share: int,
     shares: int,
+    delay: float,
     cpu: int | None,
 ) -> tuple[bytes, int, float, int]:
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
+    drive = _drive(url, scenario, files, seconds, connections, share, shares, delay)
     try:
         import uvloop
 
-        return uvloop.run(_drive(url, scenario, files, seconds, connections, share, shares))
+        return uvloop.run(drive)
     except ImportError:
-        return asyncio.run(_drive(url, scenario, files, seconds, connections, share, shares))
+        return asyncio.run(drive)
 
 
 async def _drive(
-    url: str, scenario: str, files: Files, seconds: float, connections: int, share: int, shares: int
+    url: str,
+    scenario: str,
+    files: Files,
+    seconds: float,
+    connections: int,
+    share: int,
+    shares: int,
+    delay: float,
 ) -> tuple[bytes, int, float, int]:
     parts = urlsplit(url)
     requests = _Requests(scenario, files, parts.netloc, share, shares)
@@ -241,6 +266,8 @@ async def _drive(
         reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
         try:
             while time.perf_counter() < deadline:
+                if delay:
+                    await asyncio.sleep(delay)  # think time, not counted as latency
                 sent = time.perf_counter()
                 writer.write(requests.next())
                 head = await reader.readuntil(b"\r\n\r\n")

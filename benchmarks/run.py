@@ -1,9 +1,12 @@
-"""Issue 6's benchmark in one command: `uv run python -m benchmarks.run [--quick]`.
+"""The benchmark in one command: `uv run python -m benchmarks.run [--quick]`.
 
-Seeds a fresh `todo_bench` database, starts the API and the baseline (benchmarks/baseline.py)
-with one uvicorn worker pinned to one core, drives both with the same load from the other
-core in alternating A/B runs, prints a markdown table of medians and writes
-benchmarks/results/<timestamp>.json. See benchmarks/README.md.
+Seeds a fresh `todo_bench` database, starts the API (with its production defaults) and the
+baseline (benchmarks/baseline.py) with one uvicorn worker pinned to one core, drives both with
+the same load from the other core in alternating A/B runs, twice per scenario: at saturation
+(closed loop) and at an equal offered load below capacity (think time per connection). Then
+reads each server's memory and the sessions it opened on PostgreSQL, prints markdown tables of
+medians and the targets, and writes benchmarks/results/<timestamp>.json. See
+benchmarks/README.md.
 """
 
 import argparse
@@ -13,57 +16,65 @@ import os
 import platform
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from benchmarks import seed
+from backend.settings import Settings
+from benchmarks import report, seed
 from benchmarks.load import SCENARIOS, Files, PythonLoad, RunResult, Wrk, ensure_wrk
 from benchmarks.servers import Server, running
 from benchmarks.tokens import AUDIENCE, ISSUER, SigningKey, serve_jwks
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-# Issue 6's targets: API/baseline throughput, and p99 latency at 32 connections.
-RATIO_TARGETS = {"list": 1.0, "list_q": 1.0, "get": 1.0, "create": 0.9, "patch": 1.0}
-P99_TARGET_MS = 25.0
-P99_SCENARIOS = ("list", "list_q", "get")
-LABELS = {
-    "list": "list (first page)",
-    "list_q": "list with q",
-    "get": "get by id",
-    "create": "create",
-    "patch": "patch with If-Match",
-}
+# The API's own defaults, read from its settings so that they cannot drift: the benchmark
+# runs the API as a production user gets it, and gives the baseline the same.
+DEFAULT_POOL_SIZE: int = Settings.model_fields["db_pool_size"].default
+DEFAULT_STATEMENT_CACHE_SIZE: int = Settings.model_fields["db_statement_cache_size"].default
+# Think time per connection in the equal-load phase: 32 connections / (40 ms + latency)
+# ≈ 750 requests/s, below what either app serves at saturation.
+DEFAULT_DELAY_MS = float(os.environ.get("BENCH_DELAY_MS", "40"))
 _START = time.monotonic()
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="~1 minute smoke run: 1 round of 3 s")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 round of 3 s")
     parser.add_argument("--duration", type=float, help="seconds per run (default 10, quick 3)")
     parser.add_argument("--rounds", type=int, help="A/B rounds (default 3, quick 1)")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds per scenario and app")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--delay-ms",
+        type=float,
+        default=DEFAULT_DELAY_MS,
+        help="think time per connection in the equal-load phase "
+        f"(default: $BENCH_DELAY_MS or 40; now {DEFAULT_DELAY_MS:g})",
+    )
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--todos-per-user", type=int, default=100)
     parser.add_argument(
-        "--pool-size", type=int, default=32, help="database pool of each app (default: 32)"
+        "--pool-size",
+        type=int,
+        default=DEFAULT_POOL_SIZE,
+        help=f"database pool of each app (default: the API's, {DEFAULT_POOL_SIZE})",
     )
     parser.add_argument(
         "--statement-cache-size",
         type=int,
-        default=0,
-        help="asyncpg prepared-statement cache of each app; 0 (default) as behind Neon's pooler",
+        default=DEFAULT_STATEMENT_CACHE_SIZE,
+        help="asyncpg prepared-statement cache of each app "
+        f"(default: the API's, {DEFAULT_STATEMENT_CACHE_SIZE}; 0 as behind a pooler without "
+        "prepared statements)",
     )
     parser.add_argument(
         "--workers",
@@ -116,16 +127,14 @@ class PatchTargets:
     current. The previous run's todos are left out: when wrk stops, the server still finishes
     the requests in flight, which may change a version after we read it."""
 
-    def __init__(self, workdir: Path, database_url: str, users: dict[str, int]) -> None:
+    def __init__(self, workdir: Path, probe: seed.Probe, users: dict[str, int]) -> None:
         self.path = workdir / "patch.txt"
-        self._database_url, self._users = database_url, users
+        self._probe, self._users = probe, users
         self._previous: list[str] = []
 
     def __call__(self, seconds: float) -> Path:
         count = max(2000, int(seconds * 3000))  # more todos than one run can patch
-        targets = asyncio.run(
-            seed.patch_targets(self._database_url, self._users, count, self._previous)
-        )
+        targets = self._probe.patch_targets(self._users, count, self._previous)
         self._previous = [todo for _, todo, _ in targets]
         self.path.write_text(
             "".join(f"{user} {todo} {version}\n" for user, todo, version in targets)
@@ -133,33 +142,50 @@ class PatchTargets:
         return self.path
 
 
-def api_environment(database_url: str, jwks_url: str, args: argparse.Namespace) -> dict[str, str]:
-    return {
+def api_environment(
+    database_url: str, jwks_url: str, pool_size: int, statement_cache_size: int
+) -> dict[str, str]:
+    """The API as a production user runs it: ENVIRONMENT=production and the JWKS settings,
+    nothing else. Log level, access log, migrations and the pool keep their defaults; the
+    pool settings are passed only when the options differ from those defaults."""
+    env = {
         **seed.clean_environment(),
         "ENVIRONMENT": "production",
         "DATABASE_URL": database_url,
-        "AUTO_MIGRATE": "false",
-        "LOG_LEVEL": "WARNING",
         "AUTH_JWKS_URL": jwks_url,
         "AUTH_ISSUER": ISSUER,
         "AUTH_AUDIENCE": AUDIENCE,
-        "DB_POOL_SIZE": str(args.pool_size),
-        "DB_MAX_OVERFLOW": "0",
-        "DB_STATEMENT_CACHE_SIZE": str(args.statement_cache_size),
     }
+    if pool_size != DEFAULT_POOL_SIZE:
+        env["DB_POOL_SIZE"] = str(pool_size)
+    if statement_cache_size != DEFAULT_STATEMENT_CACHE_SIZE:
+        env["DB_STATEMENT_CACHE_SIZE"] = str(statement_cache_size)
+    return env
 
 
 def baseline_environment(
-    database_url: str, jwks_url: str, args: argparse.Namespace
+    database_url: str, jwks_url: str, pool_size: int, statement_cache_size: int
 ) -> dict[str, str]:
+    """Always explicit: the baseline gets the API's pool size and statement cache size."""
     return {
         **seed.clean_environment(),
         "BASELINE_DATABASE_URL": database_url,
         "BASELINE_JWKS_URL": jwks_url,
         "BASELINE_ISSUER": ISSUER,
         "BASELINE_AUDIENCE": AUDIENCE,
-        "BASELINE_POOL_SIZE": str(args.pool_size),
-        "BASELINE_STATEMENT_CACHE_SIZE": str(args.statement_cache_size),
+        "BASELINE_POOL_SIZE": str(pool_size),
+        "BASELINE_STATEMENT_CACHE_SIZE": str(statement_cache_size),
+    }
+
+
+def server_configs(
+    database_url: str, jwks_url: str, pool_size: int, statement_cache_size: int
+) -> dict[str, tuple[str, dict[str, str], str]]:
+    """Per app: its ASGI app, its environment and its readiness path."""
+    settings = (database_url, jwks_url, pool_size, statement_cache_size)
+    return {
+        "api": ("backend.main:app", api_environment(*settings), "/readyz"),
+        "baseline": ("benchmarks.baseline:app", baseline_environment(*settings), "/healthz"),
     }
 
 
@@ -217,89 +243,6 @@ def _expect(server: Server, response: httpx.Response, status: int) -> None:
         )
 
 
-def measure(args: argparse.Namespace, bench: "Bench") -> list[dict[str, Any]]:
-    step(f"warm-up: {args.warmup:g} s per scenario and app")
-    for server in bench.servers:
-        for scenario in args.scenarios:
-            bench.run(server, scenario, args.warmup, args.connections)
-    runs = []
-    for round_number in range(args.rounds):
-        for scenario in args.scenarios:
-            # A/B, then B/A next round: drift on a shared machine hits both apps alike.
-            order = bench.servers if round_number % 2 == 0 else bench.servers[::-1]
-            for server in order:
-                result = bench.run(server, scenario, args.duration, args.connections)
-                step(
-                    f"round {round_number + 1} {scenario:7} {server.name:8} "
-                    f"{result.rps:7.0f} rps  p50 {result.p50_ms:6.1f} ms  "
-                    f"p99 {result.p99_ms:6.1f} ms  errors {result.errors or 'none'}"
-                )
-                runs.append(
-                    {
-                        "round": round_number + 1,
-                        "scenario": scenario,
-                        "app": server.name,
-                        "requests": result.requests,
-                        "seconds": round(result.seconds, 3),
-                        "rps": round(result.rps, 1),
-                        "p50_ms": round(result.p50_ms, 2),
-                        "p99_ms": round(result.p99_ms, 2),
-                        "errors": result.errors,
-                    }
-                )
-    return runs
-
-
-def summarise(runs: list[dict[str, Any]], scenarios: Sequence[str]) -> dict[str, Any]:
-    """Medians over the rounds, the API/baseline ratio, and the verdict on the targets."""
-    summary: dict[str, Any] = {}
-    for scenario in scenarios:
-        row: dict[str, Any] = {}
-        for app in ("api", "baseline"):
-            mine = [run for run in runs if run["scenario"] == scenario and run["app"] == app]
-            row[app] = {
-                key: round(statistics.median(run[key] for run in mine), 2)
-                for key in ("rps", "p50_ms", "p99_ms")
-            } | {"errors": sum(sum(run["errors"].values()) for run in mine)}
-        ratio = row["api"]["rps"] / row["baseline"]["rps"]
-        p99_ok = scenario not in P99_SCENARIOS or row["api"]["p99_ms"] < P99_TARGET_MS
-        row |= {
-            "ratio": round(ratio, 3),
-            "ratio_target": RATIO_TARGETS[scenario],
-            "p99_target_ms": P99_TARGET_MS if scenario in P99_SCENARIOS else None,
-            "meets_targets": ratio >= RATIO_TARGETS[scenario] and p99_ok,
-        }
-        summary[scenario] = row
-    return summary
-
-
-def table(summary: dict[str, Any]) -> str:
-    lines = [
-        "| scenario | API rps | API p50 ms | API p99 ms | baseline rps | baseline p50 ms "
-        "| baseline p99 ms | API/baseline | target | met |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
-    ]
-    for scenario, row in summary.items():
-        api, base = row["api"], row["baseline"]
-        target = f"≥ {row['ratio_target']:.1f}"
-        if row["p99_target_ms"]:
-            target += f", p99 < {row['p99_target_ms']:g} ms"
-        lines.append(
-            f"| {LABELS[scenario]} | {api['rps']:.0f} | {api['p50_ms']:.1f} | {api['p99_ms']:.1f} "
-            f"| {base['rps']:.0f} | {base['p50_ms']:.1f} | {base['p99_ms']:.1f} "
-            f"| {row['ratio']:.2f} | {target} | {'yes' if row['meets_targets'] else '**no**'} |"
-        )
-    errors = [
-        f"{app} {scenario}: {row[app]['errors']} failed requests"
-        for scenario, row in summary.items()
-        for app in ("api", "baseline")
-        if row[app]["errors"]
-    ]
-    if errors:
-        lines.append("\nFailed requests (non-2xx or socket errors): " + "; ".join(errors))
-    return "\n".join(lines)
-
-
 def git_revision() -> dict[str, Any]:
     def git(*args: str) -> str:
         result = subprocess.run(
@@ -310,9 +253,69 @@ def git_revision() -> dict[str, Any]:
     return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
 
 
-@dataclass(frozen=True)
+def phases(args: argparse.Namespace) -> dict[str, float]:
+    """Think time per connection of each phase: none (saturation), then the equal load."""
+    return {"saturation": 0.0, "equal_load": args.delay_ms}
+
+
+def measure(args: argparse.Namespace, bench: "Bench") -> list[dict[str, Any]]:
+    step(f"warm-up: {args.warmup:g} s per scenario and app")
+    for server in bench.servers:
+        for scenario in args.scenarios:
+            bench.run(server, scenario, args.warmup, args.connections)
+    runs = []
+    for round_number in range(args.rounds):
+        for scenario in args.scenarios:
+            # A/B, then B/A next round: drift on a shared machine hits both apps alike.
+            order = bench.servers if round_number % 2 == 0 else bench.servers[::-1]
+            for phase, delay_ms in phases(args).items():
+                for server in order:
+                    result = bench.run(server, scenario, args.duration, args.connections, delay_ms)
+                    step(
+                        f"round {round_number + 1} {phase:10} {scenario:7} {server.name:8} "
+                        f"{result.rps:7.0f} rps  p50 {result.p50_ms:6.1f} ms  "
+                        f"p99 {result.p99_ms:6.1f} ms  errors {result.errors or 'none'}"
+                    )
+                    runs.append(
+                        {
+                            "round": round_number + 1,
+                            "phase": phase,
+                            "delay_ms": delay_ms,
+                            "scenario": scenario,
+                            "app": server.name,
+                            "requests": result.requests,
+                            "seconds": round(result.seconds, 3),
+                            "rps": round(result.rps, 1),
+                            "p50_ms": round(result.p50_ms, 2),
+                            "p99_ms": round(result.p99_ms, 2),
+                            "errors": result.errors,
+                        }
+                    )
+    return runs
+
+
+ACCESS_LOG_MARK = '"logger": "backend.access"'
+
+
+def processes(bench: "Bench") -> dict[str, dict[str, Any]]:
+    """After all runs, while the servers still run: each one's memory, the sessions it opened
+    on PostgreSQL during its runs, and how many access-log lines it wrote."""
+    result = {}
+    for server in bench.servers:
+        log = server.log.read_text(errors="replace")
+        result[server.name] = {
+            "rss_mib": round(server.rss_bytes() / 2**20, 1),
+            "new_sessions": bench.new_sessions.get(server.name, 0),
+            "access_log_lines": log.count(ACCESS_LOG_MARK),
+        }
+    return result
+
+
+@dataclass
 class Bench:
-    """Everything a measurement needs, set up by `prepared`."""
+    """Everything a measurement needs, set up by `prepared`. Counts, per app, the sessions
+    PostgreSQL saw opened while that app's load ran (the apps take turns, and the harness
+    queries on one long-lived connection, so every new session is the running app's)."""
 
     servers: list[Server]
     load: Wrk | PythonLoad
@@ -320,12 +323,60 @@ class Bench:
     server_cpu: int | None
     load_cpu: int | None
     patch_file: Callable[[float], Path]
+    probe: seed.Probe
+    new_sessions: dict[str, int] = field(default_factory=dict)
 
-    def run(self, server: Server, scenario: str, seconds: float, connections: int) -> RunResult:
+    def run(
+        self,
+        server: Server,
+        scenario: str,
+        seconds: float,
+        connections: int,
+        delay_ms: float = 0,
+    ) -> RunResult:
         patch = self.patch_file(seconds) if scenario == "patch" else None
-        return self.load.run(
-            server.url, scenario, Files(self.files.data, patch), seconds, connections
+        before = self.probe.sessions()
+        result = self.load.run(
+            server.url, scenario, Files(self.files.data, patch), seconds, connections, delay_ms
         )
+        opened = self.probe.sessions() - before
+        self.new_sessions[server.name] = self.new_sessions.get(server.name, 0) + opened
+        return result
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """A seeded bench database and the credentials to use it."""
+
+    workdir: Path
+    admin_url: str
+    database_url: str
+    jwks_url: str
+    dataset: seed.Dataset
+    tokens: list[str]
+
+
+@contextmanager
+def seeded(users: int, todos_per_user: int) -> Iterator[Seeded]:
+    """A fresh, migrated and seeded database, a token per user and the JWKS endpoint; torn
+    down again (the database dropped) however the block ends."""
+    # A plain `kill` of the harness still stops the servers and drops the database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    admin_url = os.environ.get("BENCH_DATABASE_URL", seed.DEFAULT_ADMIN_URL)
+    database_url = seed.bench_url(admin_url)
+    with tempfile.TemporaryDirectory(prefix="todo-bench-") as tmp, ExitStack() as stack:
+        workdir = Path(tmp)
+        step(f"creating database {seed.BENCH_DB}")
+        asyncio.run(seed.recreate_database(admin_url))
+        stack.callback(lambda: asyncio.run(seed.drop_database(admin_url)))
+        stack.callback(step, f"dropping database {seed.BENCH_DB}")
+        seed.migrate(database_url, workdir)
+        step(f"seeding {users} users x {todos_per_user} todos")
+        dataset = asyncio.run(seed.seed(database_url, users, todos_per_user))
+        key = SigningKey()
+        jwks_url = stack.enter_context(serve_jwks(key))
+        tokens = [key.mint(user) for user in dataset.users]
+        yield Seeded(workdir, admin_url, database_url, jwks_url, dataset, tokens)
 
 
 @contextmanager
@@ -334,67 +385,56 @@ def prepared(
 ) -> Iterator[Bench]:
     """A seeded database, tokens, the JWKS endpoint and the servers, warmed up; all torn down
     again in reverse order (servers killed, database dropped) however the block ends."""
-    # A plain `kill` of the harness still stops the servers and drops the database.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    admin_url = os.environ.get("BENCH_DATABASE_URL", seed.DEFAULT_ADMIN_URL)
-    database_url = seed.bench_url(admin_url)
     server_cpu, load_cpu = choose_cpus(args.workers)
     load = choose_load(args.load, load_cpu)
     step(
         f"load generator: {load.name}; server on CPU {server_cpu}, load on CPU {load_cpu}; "
         f"{args.connections} connections"
     )
-    with tempfile.TemporaryDirectory(prefix="todo-bench-") as tmp, ExitStack() as stack:
-        workdir = Path(tmp)
-        step(f"creating database {seed.BENCH_DB}")
-        asyncio.run(seed.recreate_database(admin_url))
-        stack.callback(lambda: asyncio.run(seed.drop_database(admin_url)))
-        stack.callback(step, f"dropping database {seed.BENCH_DB}")
-        seed.migrate(database_url, workdir)
-        step(f"seeding {args.users} users x {args.todos_per_user} todos")
-        dataset = asyncio.run(seed.seed(database_url, args.users, args.todos_per_user))
-        key = SigningKey()
-        jwks_url = stack.enter_context(serve_jwks(key))
-        tokens = [key.mint(user) for user in dataset.users]
-        files = Files(write_data(workdir, dataset, tokens))
-        users = {user.id: index for index, user in enumerate(dataset.users)}
+    with seeded(args.users, args.todos_per_user) as setup, ExitStack() as stack:
+        probe = seed.Probe(setup.database_url)
+        stack.callback(probe.close)
+        files = Files(write_data(setup.workdir, setup.dataset, setup.tokens))
+        users = {user.id: index for index, user in enumerate(setup.dataset.users)}
         step(f"starting {' and '.join(apps)}")
-        configs = {
-            "api": ("backend.main:app", api_environment(database_url, jwks_url, args), "/readyz"),
-            "baseline": (
-                "benchmarks.baseline:app",
-                baseline_environment(database_url, jwks_url, args),
-                "/healthz",
-            ),
-        }
+        configs = server_configs(
+            setup.database_url, setup.jwks_url, args.pool_size, args.statement_cache_size
+        )
         servers = [
-            stack.enter_context(running(name, app, env, workdir, server_cpu, ready, args.workers))
+            stack.enter_context(
+                running(name, app, env, setup.workdir, server_cpu, ready, args.workers)
+            )
             for name, (app, env, ready) in configs.items()
             if name in apps
         ]
-        check(servers, tokens[0], dataset.sample_todos[0][1])
-        step(f"warm-up: a request for each of the {len(tokens)} users")
-        visit_every_user(servers, tokens)
+        check(servers, setup.tokens[0], setup.dataset.sample_todos[0][1])
+        step(f"warm-up: a request for each of the {len(setup.tokens)} users")
+        visit_every_user(servers, setup.tokens)
         yield Bench(
             servers=servers,
             load=load,
             files=files,
             server_cpu=server_cpu,
             load_cpu=load_cpu,
-            patch_file=PatchTargets(workdir, database_url, users),
+            patch_file=PatchTargets(setup.workdir, probe, users),
+            probe=probe,
         )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = datetime.now(UTC)
-    step(f"{args.rounds} round(s) of {args.duration:g} s per scenario and app")
+    step(
+        f"{args.rounds} round(s) of {args.duration:g} s per scenario, app and phase "
+        f"(saturation; equal load at {args.delay_ms:g} ms think time)"
+    )
     with prepared(args) as bench:
         runs = measure(args, bench)
-    summary = summarise(runs, args.scenarios)
+        apps = processes(bench)
+    summary = report.summarise(runs, args.scenarios, apps)
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / f"{started:%Y%m%dT%H%M%SZ}.json"
-    report = {
+    result = {
         "started_at": started.isoformat(),
         "git": git_revision(),
         "machine": {
@@ -408,8 +448,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runs": runs,
         "summary": summary,
     }
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\n{table(summary)}\n\nResults: {path.relative_to(seed.REPO_ROOT)}")
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\n{report.render(summary, args)}\n\nResults: {path.relative_to(seed.REPO_ROOT)}")
     if isinstance(bench.load, PythonLoad):
         print("Note: measured with the Python load generator, not wrk: rps may be understated.")
     return 0

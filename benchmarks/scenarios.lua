@@ -5,11 +5,21 @@
 --   BENCH_DATA      lines "T <token>", "G <user index> <todo id>", "Q <search term>"
 --   BENCH_PATCH     lines "<user index> <todo id> <version>" (patch only)
 --   BENCH_THREADS   wrk's -t, so each thread patches its own share of todos
+--   BENCH_DELAY_MS  think time of each connection before each request; 0 or unset: none
 
 local scenario = os.getenv("BENCH_SCENARIO")
 local tokens, todos, terms, targets, versions = {}, {}, {}, {}, {}
 local next_target = 1
 local threads_started = 0
+local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "") or 0
+
+if delay_ms > 0 then
+  -- Defined only when wanted: wrk then times each request from its send, after the wait, and
+  -- the offered load is about connections / (think time + latency) whichever server answers.
+  function delay()
+    return delay_ms
+  end
+end
 
 function setup(thread)
   thread:set("thread_index", threads_started)

@@ -1,6 +1,7 @@
 """The benchmark database: create it, migrate it with the app's own migrations, fill it with
 realistic users and todos through COPY, and drop it again."""
 
+import asyncio
 import os
 import random
 import secrets
@@ -201,18 +202,37 @@ async def seed(
     return Dataset(users=people, sample_todos=samples)
 
 
-async def patch_targets(
-    database_url: str, user_index: dict[str, int], count: int, exclude: list[str]
-) -> list[tuple[int, str, int]]:
-    """Random todos with their current versions, for one PATCH-with-If-Match run."""
-    connection = await asyncpg.connect(database_url)
-    try:
-        rows = await connection.fetch(
-            """SELECT user_id, id::text, version FROM todo
-            WHERE id <> ALL($2::uuid[]) ORDER BY random() LIMIT $1""",
-            count,
-            exclude,
+class Probe:
+    """The harness's own connection to the bench database while the servers run: one
+    connection for the whole run, so that the harness opens no sessions of its own that
+    would count as the apps' (see `sessions`). Synchronous, on a private event loop."""
+
+    def __init__(self, database_url: str) -> None:
+        self._runner = asyncio.Runner(loop_factory=asyncio.new_event_loop)
+        self._connection = self._runner.run(asyncpg.connect(database_url))
+
+    def sessions(self) -> int:
+        """Sessions ever opened on this database (pg_stat_database, PostgreSQL 14+): a fixed
+        pool adds none while it serves; a pool that opens connections per burst does."""
+        query = "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        return int(self._runner.run(self._connection.fetchval(query)))
+
+    def patch_targets(
+        self, user_index: dict[str, int], count: int, exclude: list[str]
+    ) -> list[tuple[int, str, int]]:
+        """Random todos with their current versions, for one PATCH-with-If-Match run."""
+        rows = self._runner.run(
+            self._connection.fetch(
+                """SELECT user_id, id::text, version FROM todo
+                WHERE id <> ALL($2::uuid[]) ORDER BY random() LIMIT $1""",
+                count,
+                exclude,
+            )
         )
-    finally:
-        await connection.close()
-    return [(user_index[r["user_id"]], r["id"], r["version"]) for r in rows]
+        return [(user_index[r["user_id"]], r["id"], r["version"]) for r in rows]
+
+    def close(self) -> None:
+        try:
+            self._runner.run(self._connection.close(timeout=5))
+        finally:
+            self._runner.close()

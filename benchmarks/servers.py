@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 from benchmarks.load import pinned
 from benchmarks.seed import REPO_ROOT
@@ -23,6 +24,13 @@ class Server:
     name: str
     url: str
     pid: int
+    log: Path  # the server's stdout and stderr (the API's JSON log lines)
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server's whole process tree (uvicorn with --workers 1 is one
+        process; with more, the supervisor and its workers)."""
+        root = psutil.Process(self.pid)
+        return sum(process.memory_info().rss for process in [root, *root.children(recursive=True)])
 
 
 def free_port() -> int:
@@ -32,11 +40,13 @@ def free_port() -> int:
 
 
 def uvicorn_command(app: str, port: int, workers: int) -> list[str]:
-    """The same uvicorn for both apps (uvloop and httptools, when installed, by default)."""
+    """The same uvicorn for both apps (uvloop and httptools, when installed, by default).
+    uvicorn's own access log is off, as `todo-api serve` turns it off: the API writes its own
+    (JSON, one line per request, at the default log level) to the log file instead."""
     return [
         *(sys.executable, "-m", "uvicorn", app, "--app-dir", str(REPO_ROOT)),
         *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
-        *("--no-access-log", "--log-level", "warning"),
+        "--no-access-log",
     ]
 
 
@@ -64,7 +74,7 @@ def running(
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_until_ready(process, url + ready_path, log)
-        yield Server(name=name, url=url, pid=process.pid)
+        yield Server(name=name, url=url, pid=process.pid, log=log)
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited during the benchmark:\n{_tail(log)}")
     finally:

@@ -31,7 +31,10 @@ def _provision_statement() -> Statement:
     return Statement.compile(
         statement.on_conflict_do_update(
             index_elements=[_COLUMNS["id"]],
-            set_={**dict(zip(columns, proposed, strict=True)), "updatedAt": func.statement_timestamp()},
+            set_={
+                **dict(zip(columns, proposed, strict=True)),
+                "updatedAt": func.statement_timestamp(),
+            },
             where=changed,
         )
     )

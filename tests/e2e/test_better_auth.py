@@ -10,20 +10,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 import httpx
 import jwt
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend import migrations
-from backend.db import Database, create_engine
+from backend.db import Database
 from backend.main import create_app
 from tests.better_auth import harness
 from tests.better_auth.harness import BetterAuthServer, BetterAuthUser
-from tests.support import make_settings, scratch_database
+from tests.support import make_settings, run_inside, scratch_database
 
 pytestmark = pytest.mark.skipif(
     not harness.node_available(), reason="node and npm are needed to run a real Better Auth"
@@ -51,7 +50,7 @@ async def api_client(
     data_dir: Path,
     server: BetterAuthServer,
     *,
-    connection: AsyncConnection | None = None,
+    connection: asyncpg.Connection | None = None,
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """The API in JWKS mode, trusting `server`; optionally inside the test's transaction."""
     settings = make_settings(
@@ -65,7 +64,7 @@ async def api_client(
     app = create_app(settings)
     async with LifespanManager(app):
         if connection is not None:
-            app.state.db = Database.inside(connection)
+            run_inside(app, connection)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
             yield app, client
@@ -110,7 +109,7 @@ async def test_tokens_of_every_algorithm_are_accepted(
     better_auth_database: str,
     database_url: str,
     data_dir: Path,
-    connection: AsyncConnection,
+    connection: asyncpg.Connection,
 ) -> None:
     with BetterAuthServer(better_auth_database, alg=alg) as server:
         user = sign_up(server, "Ada")
@@ -126,7 +125,7 @@ async def test_separate_databases_users_and_isolation(
     better_auth_database: str,
     database_url: str,
     data_dir: Path,
-    connection: AsyncConnection,
+    connection: asyncpg.Connection,
 ) -> None:
     with BetterAuthServer(better_auth_database) as server:
         alice, bob = sign_up(server, "Alice"), sign_up(server, "Bob")
@@ -143,7 +142,7 @@ async def test_session_token_of_the_bearer_plugin_is_not_accepted(
     better_auth_database: str,
     database_url: str,
     data_dir: Path,
-    connection: AsyncConnection,
+    connection: asyncpg.Connection,
 ) -> None:
     with BetterAuthServer(better_auth_database) as server:
         user = sign_up(server, "Eve")
@@ -160,12 +159,7 @@ async def test_session_token_of_the_bearer_plugin_is_not_accepted(
 
 
 async def apply_api_migrations(url: str, data_dir: Path) -> None:
-    settings = make_settings(url, data_dir)
-    engine = create_engine(url, settings)
-    try:
-        await migrations.upgrade(engine)
-    finally:
-        await engine.dispose()
+    await migrations.upgrade(url, make_settings(url, data_dir))
 
 
 @pytest.mark.parametrize("first", ["api", "better_auth"])
@@ -186,15 +180,14 @@ async def test_shared_database_and_user_table(
                 # The API sees Better Auth's own rows: no second copy of a user.
                 await assert_me_is(client, alice)
                 await assert_isolated(client, alice, bob)
-                engine = app.state.engine
-                async with engine.connect() as connection:
-                    users = await connection.scalar(text('SELECT count(*) FROM "user"'))
-                    assert users == 2
+                database: Database = app.state.db
+                async with database.connection() as connection:
+                    assert await connection.fetchval('SELECT count(*) FROM "user"') == 2
 
                 server.delete_user(alice)
-                async with engine.connect() as connection:
-                    left = await connection.scalar(
-                        text("SELECT count(*) FROM todo WHERE user_id = :id"), {"id": alice.id}
+                async with database.connection() as connection:
+                    left = await connection.fetchval(
+                        "SELECT count(*) FROM todo WHERE user_id = $1", alice.id
                     )
                 assert left == 0  # Better Auth's delete cascaded to the API's todos
                 # Her JWT still verifies until it expires; the API must not answer 500.

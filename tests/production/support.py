@@ -41,7 +41,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy.engine import make_url
 
 from backend import migrations
-from backend.db import create_engine
 from backend.db_url import parse_database_url
 from backend.settings import Settings
 
@@ -563,11 +562,7 @@ async def admin_connect(database_url: str, database: str | None = None) -> async
 
 async def migrate(url: str, data_dir: Path) -> None:
     """Migrate through a direct URL, as the release step does."""
-    engine = create_engine(url, settings_for(url, data_dir))
-    try:
-        await migrations.upgrade(engine)
-    finally:
-        await engine.dispose()
+    await migrations.upgrade(url, settings_for(url, data_dir))
 
 
 def database_name(database_url: str) -> str:

@@ -103,7 +103,7 @@ async def test_json_logs_and_metrics(
         if sample.name.endswith("_bucket") and sample.labels["route"] == "/todos/{todo_id}"
     ]
     assert buckets
-    for gauge in ("db_pool_size", "db_pool_checked_out", "db_pool_idle", "db_pool_overflow"):
+    for gauge in ("db_pool_size", "db_pool_open", "db_pool_checked_out", "db_pool_idle"):
         assert families[gauge].type == "gauge"
         assert len(families[gauge].samples) == 1
     assert "jwks_fetches" in families

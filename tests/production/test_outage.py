@@ -73,7 +73,7 @@ async def test_outage_and_recovery(
     pg_running: PostgresServer, scratch: ScratchFactory, api: ApiFactory, tokens: TokenFactory
 ) -> None:
     url = await scratch(pg_running.url())
-    server = api(url, db_pool_size=5, db_max_overflow=0, **FAST_FAIL)
+    server = api(url, db_pool_size=5, **FAST_FAIL)
     headers = [tokens.headers(f"outage-user-{index}") for index in range(3)]
     stop_load = False
 
@@ -153,12 +153,13 @@ async def test_database_shutting_down_is_503(
     open session. (It was answered 500 until backend/errors.py classified SQLSTATEs 08, 53
     and 57P as outages.)"""
     url = await scratch(pg_running.url())
-    server = api(url, **FAST_FAIL)  # no request yet: its pool is empty
     holder = await admin_connect(pg_running.url())
     try:
         await asyncio.to_thread(pg_running.begin_smart_shutdown)
         with pytest.raises(asyncpg.CannotConnectNowError, match="shutting down"):
             await admin_connect(pg_running.url())
+        # Started now, its pool cannot open a connection: every request must connect.
+        server = api(url, **FAST_FAIL)
         async with httpx.AsyncClient(base_url=server.base_url, timeout=15) as client:
             todos = await client.get("/todos", headers=tokens.headers())
             readyz = await client.get("/readyz")
@@ -188,7 +189,7 @@ async def test_terminated_backends_cost_at_most_one_request_each(
 ) -> None:
     url = await scratch(pg_running.url())
     database = database_name(url)
-    server: ApiServer = api(url, db_pool_size=5, db_max_overflow=0, **FAST_FAIL)
+    server: ApiServer = api(url, db_pool_size=5, **FAST_FAIL)
     headers = [tokens.headers(f"killed-user-{index}") for index in range(4)]
     stop_load = False
     killed = 0

@@ -7,13 +7,12 @@ import ssl
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from backend import db_url
-from backend.db import create_engine
 from tests.production.support import PostgresServer, port_is_open, settings_for
+from tests.support import app_database
 
-SSL_IN_USE = text("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+SSL_IN_USE = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
 
 
 @pytest.fixture
@@ -24,12 +23,10 @@ def tls_server(pg_running: PostgresServer) -> PostgresServer:
 
 
 async def ssl_in_use(url: str, tmp_path: Path) -> bool:
-    engine = create_engine(url, settings_for(url, tmp_path, db_connect_timeout=5))
-    try:
-        async with engine.connect() as connection:
-            return bool((await connection.execute(SSL_IN_USE)).scalar_one())
-    finally:
-        await engine.dispose()
+    """Whether the app's own connection to `url` is encrypted."""
+    settings = settings_for(url, tmp_path, db_connect_timeout=5)
+    async with app_database(url, settings) as database, database.connection() as connection:
+        return bool(await connection.fetchval(SSL_IN_USE))
 
 
 async def test_sslmode_require_encrypts(tls_server: PostgresServer, tmp_path: Path) -> None:
