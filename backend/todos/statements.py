@@ -8,7 +8,6 @@ of one statement full of `$n IS NULL OR ...` that the planner cannot use indexes
 Every statement is scoped by `user_id = $user_id`; TodoRepository supplies it.
 """
 
-from collections.abc import Iterable
 from functools import cache
 
 from sqlalchemy import (
@@ -130,7 +129,3 @@ def page(filters: frozenset[str], sort: str, after: str | None) -> Statement:
         .limit(bindparam("limit"))
     )
     return Statement.compile(statement)
-
-
-def all_fixed() -> Iterable[Statement]:
-    return (GET, EXISTS, INSERT, CLEAR_COMPLETED, STATS)
