@@ -8,6 +8,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
 from backend.errors import PROBLEM_JSON, Problem
+from backend.query import REFERENCED_SCHEMAS
 
 ResponseSpec = dict[int | str, dict[str, Any]]
 BEARER_SCHEME_NAME = "HTTPBearer"
@@ -81,6 +82,8 @@ def install_openapi(app: FastAPI) -> None:
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)
         schemas.update(_problem_schemas())
+        for name, schema in REFERENCED_SCHEMAS.items():
+            schemas.setdefault(name, schema)
         components = document["components"]
         components.setdefault("headers", {})["X-Request-ID"] = REQUEST_ID_HEADER
         components["securitySchemes"] = {BEARER_SCHEME_NAME: BEARER_SCHEME}

@@ -12,6 +12,7 @@ from backend.db import Database
 from backend.errors import UnprocessableContent
 from backend.idempotency import KEY_HEADER_PATTERN, fingerprint, parse_key
 from backend.openapi import AUTH_RESPONSES, ResponseSpec, problem
+from backend.query import parse_query, query_parameters
 from backend.responses import json_response
 from backend.todos.etags import ETAG_HEADER, etag_for, parse_if_match
 from backend.todos.pagination import SortOrder
@@ -70,8 +71,10 @@ def todo_response(todo: TodoRecord, status_code: int = 200, **headers: str) -> R
     operation_id="listTodos",
     summary="List your todos, one page at a time",
     response_model=TodoPage,
+    openapi_extra={"parameters": query_parameters(TodoListQuery)},
 )
-async def list_todos(todos: Todos, query: Annotated[TodoListQuery, Query()]) -> Any:
+async def list_todos(request: Request, todos: Todos) -> Any:
+    query = parse_query(TodoListQuery, request.query_params)
     order = SortOrder.parse(query.sort)
     return json_response(await todos.list(query.to_filter(), order, query.limit, query.cursor))
 
