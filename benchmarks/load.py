@@ -126,10 +126,11 @@ class PythonLoad:
         delay_ms: float = 0,
     ) -> RunResult:
         shares = min(self.processes, connections)
+        counts = [len(range(i, connections, shares)) for i in range(shares)]
+        delay = delay_ms / 1000
         jobs = [
-            (url, scenario, files, seconds, len(range(i, connections, shares)), i, shares)
-            + (delay_ms / 1000, self.cpu)
-            for i in range(shares)
+            (url, scenario, files, seconds, count, i, shares, delay, self.cpu)
+            for i, count in enumerate(counts)
         ]
         with multiprocessing.get_context("spawn").Pool(shares) as pool:
             parts = pool.starmap(_worker, jobs)

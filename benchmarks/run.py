@@ -58,7 +58,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=float,
         default=DEFAULT_DELAY_MS,
         help="think time per connection in the equal-load phase "
-        f"(default: $BENCH_DELAY_MS or 40; now {DEFAULT_DELAY_MS:g})",
+        f"(default: $BENCH_DELAY_MS, else 40; now {DEFAULT_DELAY_MS:g})",
     )
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--todos-per-user", type=int, default=100)
@@ -400,6 +400,8 @@ def prepared(
         configs = server_configs(
             setup.database_url, setup.jwks_url, args.pool_size, args.statement_cache_size
         )
+        api_settings = set(configs["api"][1]) - set(seed.clean_environment())
+        step(f"API settings: {', '.join(sorted(api_settings))}; the rest at their defaults")
         servers = [
             stack.enter_context(
                 running(name, app, env, setup.workdir, server_cpu, ready, args.workers)
