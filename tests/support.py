@@ -1,10 +1,11 @@
-"""Helpers shared by every test package: settings, tokens, connections, ports, databases."""
+"""Helpers shared by every test package: settings, tokens, connections, ports, databases,
+started apps and their clients."""
 
 import secrets
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,12 @@ from typing import Any
 import asyncpg
 import httpx
 import jwt
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from backend.db import Database, SavepointDatabase, open_database
 from backend.db_url import parse_database_url
+from backend.main import create_app
 from backend.settings import Settings
 from backend.users.service import UserService
 
@@ -49,7 +52,11 @@ class TokenFactory:
         return jwt.encode({k: v for k, v in payload.items() if v is not None}, self.secret)
 
     def headers(self, sub: str | None = None, **claims: Any) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self(sub, **claims)}"}
+        return bearer(self(sub, **claims))
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def free_port() -> int:
@@ -58,12 +65,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def connect(database_url: str, database: str | None = None) -> asyncpg.Connection:
-    """A plain asyncpg connection to `database_url` (or to another database on its server)."""
+async def connect(
+    database_url: str, database: str | None = None, *, connect_timeout: float | None = None
+) -> asyncpg.Connection:
+    """A plain asyncpg connection to `database_url` (or to another database on its server).
+    `connect_timeout` (seconds) bounds the attempt in place of the URL's own connect_timeout
+    or asyncpg's default of 60 s."""
     arguments = parse_database_url(database_url).asyncpg_arguments()
     if database is not None:
         arguments["database"] = database
+    if connect_timeout is not None:
+        arguments["timeout"] = connect_timeout
     return await asyncpg.connect(**arguments)
+
+
+@asynccontextmanager
+async def connected(
+    database_url: str, database: str | None = None, *, connect_timeout: float | None = None
+) -> AsyncIterator[asyncpg.Connection]:
+    """`connect`, closed on the way out."""
+    connection = await connect(database_url, database, connect_timeout=connect_timeout)
+    try:
+        yield connection
+    finally:
+        await connection.close()
 
 
 @asynccontextmanager
@@ -94,5 +119,22 @@ def run_inside(app: FastAPI, connection: asyncpg.Connection) -> None:
     app.state.users = UserService(app.state.db)
 
 
-async def me(client: httpx.AsyncClient, headers: dict[str, str]) -> httpx.Response:
+@asynccontextmanager
+async def running(
+    settings: Settings, connection: asyncpg.Connection | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A started app and a client for it. With `connection` (in the test's rolled-back
+    transaction) its requests use that instead of the app's own engine."""
+    app = create_app(settings)
+    async with LifespanManager(app):
+        if connection is not None:
+            run_inside(app, connection)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+async def me(client: httpx.AsyncClient, credentials: str | Mapping[str, str]) -> httpx.Response:
+    """GET /users/me with a bearer token, or with ready-made headers (`TokenFactory.headers`)."""
+    headers = bearer(credentials) if isinstance(credentials, str) else dict(credentials)
     return await client.get("/users/me", headers=headers)

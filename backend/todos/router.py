@@ -27,7 +27,7 @@ from backend.todos.schemas import (
     TodoUpdate,
 )
 from backend.todos.service import IdempotencyKey, TodoService
-from backend.users.dependencies import CurrentUser
+from backend.users.dependencies import current_user
 
 router = APIRouter(
     prefix="/todos",
@@ -53,7 +53,10 @@ CREATED_HEADERS: dict[str, Any] = {
 }
 
 
-async def todo_service(request: Request, user: CurrentUser) -> TodoService:
+async def todo_service(request: Request) -> TodoService:
+    """The caller's todos. Authenticates by calling `current_user` itself: one dependency
+    per request instead of a chain of two (FastAPI resolves each level on every request)."""
+    user = await current_user(request)
     database: Database = request.app.state.db
     return TodoService(database, user.id)
 

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from backend.settings import Settings
-from tests.auth.helpers import ALGORITHMS, AUDIENCE, ISSUER, JwksServer, SigningKey, running
-from tests.support import make_settings
+from tests.auth.helpers import ALGORITHMS, AUDIENCE, ISSUER, JwksServer, SigningKey
+from tests.support import make_settings, running
 
 type ApiFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 

@@ -7,21 +7,13 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import asyncpg
 import httpx
 import jwt
-from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-
-from backend.main import create_app
-from backend.settings import Settings
-from tests.support import run_inside
 
 ISSUER = "https://auth.example.test"
 AUDIENCE = "https://auth.example.test"
@@ -137,14 +129,6 @@ def unsigned(claims: dict[str, Any], *, kid: str | None = None) -> str:
     return f"{b64url_json(header)}.{b64url_json(claims)}."
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def me(client: httpx.AsyncClient, token: str) -> httpx.Response:
-    return await client.get("/users/me", headers=bearer(token))
-
-
 def assert_invalid_token(response: httpx.Response) -> None:
     assert response.status_code == 401, response.text
     assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
@@ -221,18 +205,3 @@ class JwksServer:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._thread.join()
-
-
-@asynccontextmanager
-async def running(
-    settings: Settings, connection: asyncpg.Connection | None = None
-) -> AsyncIterator[httpx.AsyncClient]:
-    """A started app and a client for it. With `connection` (in the test's rolled-back
-    transaction) its requests use that instead of the app's own engine."""
-    app = create_app(settings)
-    async with LifespanManager(app):
-        if connection is not None:
-            run_inside(app, connection)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client

@@ -5,7 +5,8 @@ import httpx
 import pytest
 
 from tests.auth.conftest import ApiFactory
-from tests.auth.helpers import ALGORITHMS, JwksServer, SigningKey, make_claims, me
+from tests.auth.helpers import ALGORITHMS, JwksServer, SigningKey, make_claims
+from tests.support import me
 
 
 @pytest.mark.parametrize("with_alg", [True, False], ids=["jwk-with-alg", "jwk-without-alg"])

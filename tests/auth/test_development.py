@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from backend.cli import main
 from backend.main import create_app
 from backend.settings import ConfigurationError, get_settings
-from tests.auth.helpers import assert_invalid_token, me, running
-from tests.support import TEST_SECRET, make_settings
+from tests.auth.helpers import assert_invalid_token
+from tests.support import TEST_SECRET, make_settings, me, running
 
 
 @pytest.fixture

@@ -25,9 +25,8 @@ from tests.auth.helpers import (
     assert_invalid_token,
     forge_hs256,
     make_claims,
-    me,
-    running,
 )
+from tests.support import me, running
 
 
 def assert_service_unavailable(response: httpx.Response) -> None:

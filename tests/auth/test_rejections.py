@@ -19,9 +19,9 @@ from tests.auth.helpers import (
     b64url_json,
     forge_hs256,
     make_claims,
-    me,
     unsigned,
 )
+from tests.support import me
 
 type Keys = dict[str, SigningKey]
 

@@ -8,8 +8,8 @@ import jwt
 import pytest
 from pydantic import ValidationError
 
-from tests.auth.helpers import SigningKey, assert_invalid_token, make_claims, me, unsigned
-from tests.support import TEST_SECRET, TokenFactory, make_settings
+from tests.auth.helpers import SigningKey, assert_invalid_token, make_claims, unsigned
+from tests.support import TEST_SECRET, TokenFactory, make_settings, me
 
 
 async def test_hs256_token_with_the_secret_is_accepted(

@@ -13,7 +13,6 @@ import fcntl
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
+
+from tests.support import free_port
 
 HERE = Path(__file__).resolve().parent
 SERVER = HERE / "server.mjs"
@@ -78,14 +79,6 @@ def ensure_installed() -> None:
             raise BetterAuthError(f"npm ci failed in {HERE}:\n{result.stdout}\n{result.stderr}")
 
 
-def _free_port() -> int:
-    # Racy in theory (another process could take it before node binds), harmless in practice.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _env(database_url: str, **extra: str) -> dict[str, str]:
     return {**os.environ, "BA_DATABASE_URL": database_url, **extra}
 
@@ -124,7 +117,7 @@ class BetterAuthServer:
             raise ValueError(f"alg must be one of {ALGORITHMS}, got {alg!r}")
         self.database_url = database_url
         self.alg = alg
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.secret = secret or DEFAULT_SECRET
         self.run_migrations = migrate
         # Better Auth signs with the newest stored key whatever `alg` says, so by default every

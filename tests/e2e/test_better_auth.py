@@ -7,22 +7,18 @@ Skipped, with the reason shown, only where `node`/`npm` are not installed.
 
 import secrets
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 import httpx
 import jwt
 import pytest
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 
 from backend import migrations
-from backend.db import Database
-from backend.main import create_app
+from backend.settings import Settings
 from tests.better_auth import harness
 from tests.better_auth.harness import BetterAuthServer, BetterAuthUser
-from tests.support import make_settings, run_inside, scratch_database
+from tests.support import bearer, connected, make_settings, running, scratch_database
 
 pytestmark = pytest.mark.skipif(
     not harness.node_available(), reason="node and npm are needed to run a real Better Auth"
@@ -35,25 +31,14 @@ def node_modules() -> None:
     harness.ensure_installed()
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def sign_up(server: BetterAuthServer, name: str) -> BetterAuthUser:
     email = f"{name.lower()}-{secrets.token_hex(3)}@example.com"
     return server.sign_up(email, PASSWORD, name)
 
 
-@asynccontextmanager
-async def api_client(
-    database_url: str,
-    data_dir: Path,
-    server: BetterAuthServer,
-    *,
-    connection: asyncpg.Connection | None = None,
-) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """The API in JWKS mode, trusting `server`; optionally inside the test's transaction."""
-    settings = make_settings(
+def api_settings(database_url: str, data_dir: Path, server: BetterAuthServer) -> Settings:
+    """The API in JWKS mode, trusting `server`."""
+    return make_settings(
         database_url,
         data_dir,
         auth_secret=None,
@@ -61,13 +46,6 @@ async def api_client(
         auth_issuer=server.issuer,
         auth_audience=server.audience,
     )
-    app = create_app(settings)
-    async with LifespanManager(app):
-        if connection is not None:
-            run_inside(app, connection)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            yield app, client
 
 
 async def assert_isolated(
@@ -114,10 +92,7 @@ async def test_tokens_of_every_algorithm_are_accepted(
     with BetterAuthServer(better_auth_database, alg=alg) as server:
         user = sign_up(server, "Ada")
         assert jwt.get_unverified_header(user.jwt)["alg"] == alg
-        async with api_client(database_url, data_dir, server, connection=connection) as (
-            _,
-            client,
-        ):
+        async with running(api_settings(database_url, data_dir, server), connection) as client:
             await assert_me_is(client, user)
 
 
@@ -129,10 +104,7 @@ async def test_separate_databases_users_and_isolation(
 ) -> None:
     with BetterAuthServer(better_auth_database) as server:
         alice, bob = sign_up(server, "Alice"), sign_up(server, "Bob")
-        async with api_client(database_url, data_dir, server, connection=connection) as (
-            _,
-            client,
-        ):
+        async with running(api_settings(database_url, data_dir, server), connection) as client:
             await assert_me_is(client, alice)
             await assert_me_is(client, bob)
             await assert_isolated(client, alice, bob)
@@ -146,10 +118,7 @@ async def test_session_token_of_the_bearer_plugin_is_not_accepted(
 ) -> None:
     with BetterAuthServer(better_auth_database) as server:
         user = sign_up(server, "Eve")
-        async with api_client(database_url, data_dir, server, connection=connection) as (
-            _,
-            client,
-        ):
+        async with running(api_settings(database_url, data_dir, server), connection) as client:
             response = await client.get("/users/me", headers=bearer(user.session_token))
             assert response.status_code == 401
             assert 'error="invalid_token"' in response.headers["www-authenticate"]
@@ -176,16 +145,13 @@ async def test_shared_database_and_user_table(
 
         with BetterAuthServer(url, migrate=False) as server:
             alice, bob = sign_up(server, "Alice"), sign_up(server, "Bob")
-            async with api_client(url, data_dir, server) as (app, client):
+            async with running(api_settings(url, data_dir, server)) as client:
                 # The API sees Better Auth's own rows: no second copy of a user.
                 await assert_me_is(client, alice)
                 await assert_isolated(client, alice, bob)
-                database: Database = app.state.db
-                async with database.connection() as connection:
+                async with connected(url) as connection:
                     assert await connection.fetchval('SELECT count(*) FROM "user"') == 2
-
-                server.delete_user(alice)
-                async with database.connection() as connection:
+                    server.delete_user(alice)
                     left = await connection.fetchval(
                         "SELECT count(*) FROM todo WHERE user_id = $1", alice.id
                     )

@@ -18,33 +18,20 @@ migrated beforehand through the direct URL as the release step would.
 """
 
 import logging
-import secrets
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import suppress
 from pathlib import Path
 
 import pytest
 
-from tests.production.support import (
-    SECRET,
-    ApiServer,
-    Certificates,
-    PgBouncer,
-    PostgresServer,
-    admin_connect,
-    api_environment,
-    cleanup_dir,
-    make_certificates,
-    migrate,
-    server_binaries,
-    service_tempdir,
-    with_database,
-)
+from tests.production.api import SECRET, ApiFactory, ApiServers
+from tests.production.certificates import Certificates, make_certificates
+from tests.production.databases import ScratchDatabases, ScratchFactory
+from tests.production.pgbouncer import PgBouncer
+from tests.production.postgres import PostgresServer, server_binaries, service_tempdir
+from tests.production.processes import cleanup_dir
 from tests.support import TokenFactory
-
-type ScratchFactory = Callable[..., Awaitable[str]]
-type ApiFactory = Callable[..., ApiServer]
 
 
 @pytest.fixture(autouse=True)
@@ -124,67 +111,6 @@ def pgbouncer(database_url: str) -> Iterator[PgBouncer]:
 def pgbouncer_on_pg_server(pg_running: PostgresServer) -> Iterator[PgBouncer]:
     """PgBouncer (transaction mode) in front of `pg_server`, which the test may stop."""
     yield from running_pgbouncer(pg_running.url())
-
-
-class ScratchDatabases:
-    """`await create(server_url)`: a new database on that server, migrated unless
-    `migrated=False`; its URL. `drop_all()` drops them."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.created: list[tuple[str, str]] = []
-
-    async def create(self, server_url: str, *, migrated: bool = True) -> str:
-        name = "prod_" + secrets.token_hex(4)
-        admin = await admin_connect(server_url)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        self.created.append((server_url, name))
-        url = with_database(server_url, name)
-        if migrated:
-            await migrate(url, self.workdir)
-        return url
-
-    async def drop_all(self) -> None:
-        for server_url, name in self.created:
-            with suppress(Exception):  # a stopped throwaway server is deleted anyway
-                admin = await admin_connect(server_url)
-                try:
-                    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                finally:
-                    await admin.close()
-
-
-class ApiServers:
-    """`start(database_url, workers=1, **settings)`: a started `todo-api serve` subprocess in
-    production mode (HS256 tokens signed with SECRET, JSON logs, no auto-migration).
-    `stop_all()` stops them."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.servers: list[ApiServer] = []
-
-    def start(
-        self, database_url: str, *, workers: int = 1, name: str = "api", **settings: object
-    ) -> ApiServer:
-        defaults: dict[str, object] = {
-            "environment": "production",
-            "database_url": database_url,
-            "auth_secret": SECRET,
-            "auto_migrate": "false",
-            "log_json": "true",
-            "data_dir": self.workdir / "data",
-        }
-        env = api_environment(**{**defaults, **settings})
-        server = ApiServer(self.workdir, env, workers=workers, name=name)
-        self.servers.append(server)
-        return server.start()
-
-    def stop_all(self) -> None:
-        for server in self.servers:
-            server.stop()
 
 
 @pytest.fixture

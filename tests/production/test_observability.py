@@ -7,8 +7,9 @@ import uuid
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.production.conftest import ApiFactory, ScratchFactory
-from tests.production.support import SECRET, print_figure
+from tests.production.api import SECRET, ApiFactory
+from tests.production.databases import ScratchFactory
+from tests.production.workload import print_figure
 from tests.support import TokenFactory
 
 ACCESS_FIELDS = {"method", "route", "status", "duration_ms", "request_id", "user_id"}

@@ -15,18 +15,11 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.production.conftest import ApiFactory, ScratchFactory
-from tests.production.support import (
-    ApiServer,
-    MixedWorkload,
-    Outcome,
-    PostgresServer,
-    admin_connect,
-    database_name,
-    print_figure,
-    summarize,
-)
-from tests.support import TokenFactory
+from tests.production.api import ApiFactory, ApiServer
+from tests.production.databases import CONNECT_TIMEOUT, ScratchFactory, database_name
+from tests.production.postgres import PostgresServer
+from tests.production.workload import MixedWorkload, Outcome, print_figure, summarize
+from tests.support import TokenFactory, connect, connected
 
 # Low timeouts so that the test is quick; the defaults (connect 5 s, pool 5 s, statement
 # 10 s) behave the same, only slower.
@@ -55,13 +48,10 @@ def assert_all_503(outcomes: Iterable[Outcome]) -> None:
 
 async def assert_writes_kept(database_url: str, workload: MixedWorkload) -> None:
     """Every todo answered 201 exists unless answered 204 to a delete; every 204 is gone."""
-    connection = await admin_connect(database_url, database_name(database_url))
-    try:
+    async with connected(database_url, connect_timeout=CONNECT_TIMEOUT) as connection:
         rows = await connection.fetch(
             "SELECT id::text FROM todo WHERE id = ANY($1::uuid[])", workload.ids
         )
-    finally:
-        await connection.close()
     present = {row["id"] for row in rows}
     lost = set(workload.ids) - workload.deleted - present
     resurrected = workload.deleted & present
@@ -75,14 +65,10 @@ async def test_outage_and_recovery(
     url = await scratch(pg_running.url())
     server = api(url, db_pool_size=5, **FAST_FAIL)
     headers = [tokens.headers(f"outage-user-{index}") for index in range(3)]
-    stop_load = False
 
     async with httpx.AsyncClient(base_url=server.base_url, timeout=15) as client:
         workload = MixedWorkload(client, headers)
-        load = asyncio.create_task(
-            workload.run(concurrency=4, until=lambda: stop_load, pause=0.01, deadline=60)
-        )
-        try:
+        async with workload.in_background(concurrency=4, pause=0.01, deadline=60):
             await asyncio.sleep(1.5)
             assert workload.outcomes
             assert not failures(workload.outcomes), workload.outcomes[:3]
@@ -104,9 +90,6 @@ async def test_outage_and_recovery(
                 await asyncio.sleep(0.05)
             await asyncio.sleep(1.5)  # keep going a little after recovery
             readyz_after = await client.get("/readyz")
-        finally:
-            stop_load = True
-            await asyncio.wait_for(load, 30)
 
     outcomes = workload.outcomes
     during = [o for o in outcomes if o.started >= stopped and o.finished <= start_issued]
@@ -153,11 +136,11 @@ async def test_database_shutting_down_is_503(
     open session. (It was answered 500 until backend/errors.py classified SQLSTATEs 08, 53
     and 57P as outages.)"""
     url = await scratch(pg_running.url())
-    holder = await admin_connect(pg_running.url())
+    holder = await connect(pg_running.url(), connect_timeout=CONNECT_TIMEOUT)
     try:
         await asyncio.to_thread(pg_running.begin_smart_shutdown)
         with pytest.raises(asyncpg.CannotConnectNowError, match="shutting down"):
-            await admin_connect(pg_running.url())
+            await connect(pg_running.url(), connect_timeout=CONNECT_TIMEOUT)
         # Started now, its pool cannot open a connection: every request must connect.
         server = api(url, **FAST_FAIL)
         async with httpx.AsyncClient(base_url=server.base_url, timeout=15) as client:
@@ -171,8 +154,7 @@ async def test_database_shutting_down_is_503(
 
 
 async def terminate_backends(database_url: str, database: str) -> int:
-    connection = await admin_connect(database_url)
-    try:
+    async with connected(database_url, connect_timeout=CONNECT_TIMEOUT) as connection:
         return int(
             await connection.fetchval(
                 "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
@@ -180,8 +162,6 @@ async def terminate_backends(database_url: str, database: str) -> int:
                 database,
             )
         )
-    finally:
-        await connection.close()
 
 
 async def test_terminated_backends_cost_at_most_one_request_each(
@@ -191,24 +171,17 @@ async def test_terminated_backends_cost_at_most_one_request_each(
     database = database_name(url)
     server: ApiServer = api(url, db_pool_size=5, **FAST_FAIL)
     headers = [tokens.headers(f"killed-user-{index}") for index in range(4)]
-    stop_load = False
     killed = 0
 
     async with httpx.AsyncClient(base_url=server.base_url, timeout=15) as client:
         workload = MixedWorkload(client, headers)
-        load = asyncio.create_task(
-            workload.run(concurrency=8, until=lambda: stop_load, deadline=60)
-        )
-        try:
+        async with workload.in_background(concurrency=8, deadline=60):
             await asyncio.sleep(1.0)
             for _ in range(5):
                 killed += await terminate_backends(pg_running.url(), database)
                 await asyncio.sleep(0.6)
             await asyncio.sleep(0.5)
             readyz = await client.get("/readyz")
-        finally:
-            stop_load = True
-            await asyncio.wait_for(load, 30)
 
     outcomes = workload.outcomes
     failed = failures(outcomes)

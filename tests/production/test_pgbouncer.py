@@ -10,15 +10,11 @@ import time
 
 import httpx
 
-from tests.production.conftest import ApiFactory, ScratchFactory
-from tests.production.support import (
-    MixedWorkload,
-    PgBouncer,
-    PostgresServer,
-    database_name,
-    print_figure,
-    summarize,
-)
+from tests.production.api import ApiFactory
+from tests.production.databases import ScratchFactory, database_name
+from tests.production.pgbouncer import PgBouncer
+from tests.production.postgres import PostgresServer
+from tests.production.workload import MixedWorkload, print_figure, summarize
 from tests.support import TokenFactory
 
 REQUESTS = 3000

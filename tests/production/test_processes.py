@@ -16,17 +16,11 @@ import httpx
 import pytest
 
 from backend.migrations import head_revisions
-from tests.production.conftest import ApiServers, ScratchDatabases, ScratchFactory
-from tests.production.support import (
-    ApiServer,
-    admin_connect,
-    api_environment,
-    database_name,
-    kill_group,
-    print_figure,
-    todo_api_command,
-)
-from tests.support import TokenFactory
+from tests.production.api import ApiServer, ApiServers, api_environment, todo_api_command
+from tests.production.databases import CONNECT_TIMEOUT, ScratchDatabases, ScratchFactory
+from tests.production.processes import kill_group
+from tests.production.workload import print_figure
+from tests.support import TokenFactory, connected
 
 
 @pytest.fixture(scope="module")
@@ -167,8 +161,7 @@ async def test_two_migrations_at_once_on_a_fresh_database(
     print_figure(f"two concurrent `todo-api migrate`: exit codes {codes} in {elapsed:.1f}s")
     assert codes == [0, 0], outputs
 
-    connection = await admin_connect(url, database_name(url))
-    try:
+    async with connected(url, connect_timeout=CONNECT_TIMEOUT) as connection:
         versions = await connection.fetch("SELECT version_num FROM alembic_version")
         tables = {
             row["tablename"]
@@ -176,8 +169,6 @@ async def test_two_migrations_at_once_on_a_fresh_database(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
             )
         }
-    finally:
-        await connection.close()
     assert {row["version_num"] for row in versions} == set(head_revisions())
     assert {"todo", "user", "idempotency_key"} <= tables
 

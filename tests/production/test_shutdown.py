@@ -15,32 +15,27 @@ from pathlib import Path
 import httpx
 import psutil
 
-from tests.production.conftest import ApiFactory, ScratchFactory
-from tests.production.support import (
-    SECRET,
-    ApiServer,
-    admin_connect,
-    api_environment,
+from tests.production.api import SECRET, ApiFactory, ApiServer, api_environment
+from tests.production.databases import (
+    CONNECT_TIMEOUT,
+    ScratchFactory,
     database_name,
-    print_figure,
     with_database,
 )
-from tests.support import TokenFactory
+from tests.production.workload import print_figure
+from tests.support import TokenFactory, connected
 
 EXIT_BUDGET = 10.0
 
 
 async def connections_named(database_url: str, application_name: str) -> int:
-    connection = await admin_connect(database_url)
-    try:
+    async with connected(database_url, connect_timeout=CONNECT_TIMEOUT) as connection:
         return int(
             await connection.fetchval(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
                 application_name,
             )
         )
-    finally:
-        await connection.close()
 
 
 def refused(port: int) -> bool:
@@ -140,11 +135,8 @@ async def test_sigterm_finishes_in_flight_requests_and_closes_the_pool(
     assert result["exit_after"] is not None, f"still running {EXIT_BUDGET}s after SIGTERM"
     assert result["returncode"] in {0, -signal.SIGTERM}, server.logs()[-3000:]
     assert remaining == 0, "the pool's connections outlived the process"
-    connection = await admin_connect(url, database_name(url))
-    try:
+    async with connected(url, connect_timeout=CONNECT_TIMEOUT) as connection:
         title = await connection.fetchval("SELECT title FROM todo WHERE id = $1", created["id"])
-    finally:
-        await connection.close()
     assert title == "in flight at shutdown"
 
 

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from backend import db_url
-from tests.production.support import PostgresServer, port_is_open, settings_for
-from tests.support import app_database
+from tests.production.api import SECRET
+from tests.production.postgres import PostgresServer
+from tests.production.processes import port_is_open
+from tests.support import app_database, make_settings
 
 SSL_IN_USE = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
 
@@ -24,7 +26,7 @@ def tls_server(pg_running: PostgresServer) -> PostgresServer:
 
 async def ssl_in_use(url: str, tmp_path: Path) -> bool:
     """Whether the app's own connection to `url` is encrypted."""
-    settings = settings_for(url, tmp_path, db_connect_timeout=5)
+    settings = make_settings(url, tmp_path, auth_secret=SECRET, db_connect_timeout=5)
     async with app_database(url, settings) as database, database.connection() as connection:
         return bool(await connection.fetchval(SSL_IN_USE))
 

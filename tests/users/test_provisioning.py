@@ -15,8 +15,7 @@ from sqlmodel import col
 
 from backend.settings import Settings
 from backend.users.models import User
-from tests.auth.helpers import me, running
-from tests.support import TokenFactory
+from tests.support import TokenFactory, me, running
 
 
 @pytest.fixture
