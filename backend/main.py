@@ -53,6 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Multi-user todos. Authenticate with a Better Auth JWT as a bearer token.",
         lifespan=lifespan,
+        # FastAPI's native OpenTelemetry asks the global providers whether anyone listens on
+        # every request (about 20 µs); this service does not export telemetry.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     install_error_handlers(app)
