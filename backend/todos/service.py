@@ -2,9 +2,10 @@
 runs on an autocommit connection (atomic by itself, no BEGIN/COMMIT round trips); an
 idempotent create opens the one transaction its statements must share."""
 
-from dataclasses import dataclass
 from typing import NoReturn
 from uuid import UUID
+
+from msgspec import Struct
 
 from backend.db import Database
 from backend.idempotency import IdempotencyStore
@@ -18,24 +19,20 @@ from backend.todos.records import (
     TodoPage,
     TodoRecord,
     TodoStats,
-    todo_from_json,
-    todo_to_json,
 )
 from backend.todos.repository import TodoRepository
 from backend.users.errors import UserGone
 from backend.users.repository import UserRepository
 
 
-@dataclass(frozen=True, slots=True)
-class IdempotencyKey:
+class IdempotencyKey(Struct, frozen=True):
     """An Idempotency-Key and the fingerprint of the request it came with."""
 
     key: str
     request_hash: str
 
 
-@dataclass(frozen=True, slots=True)
-class Created:
+class Created(Struct, frozen=True):
     todo: TodoRecord
     replayed: bool = False  # the stored outcome of an earlier request with the same key
 
@@ -76,9 +73,9 @@ class TodoService:
             store = IdempotencyStore(connection, self._user_id)
             stored = await store.claim(idempotency.key, idempotency.request_hash)
             if stored is not None:
-                return Created(todo_from_json(stored), replayed=True)
+                return Created(TodoRecord.from_json(stored), replayed=True)
             todo = await TodoRepository(connection, self._user_id).create(new)
-            await store.save(idempotency.key, idempotency.request_hash, todo_to_json(todo))
+            await store.save(idempotency.key, idempotency.request_hash, todo.to_json())
             return Created(todo)
 
     async def update(

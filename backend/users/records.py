@@ -1,15 +1,16 @@
-"""What the user layers pass each other: typed, immutable records."""
+"""What the user layers pass each other: typed, immutable records (msgspec Structs, like
+backend.todos.records)."""
 
-from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Self
+
+from msgspec import Struct
 
 # RFC 2606 reserves `.invalid`: such an address can never reach anyone.
 PLACEHOLDER_EMAIL_DOMAIN = "no-email.invalid"
 
 
-@dataclass(frozen=True, slots=True)
-class UserProfile:
+class UserProfile(Struct, frozen=True):
     """What a token says about its user; provisioning writes it to the `user` row."""
 
     name: str
@@ -18,8 +19,7 @@ class UserProfile:
     image: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class UserRecord:
+class UserRecord(Struct, frozen=True):
     id: str
     name: str
     email: str
@@ -33,4 +33,4 @@ class UserRecord:
         return cls(*row)
 
 
-USER_FIELDS = tuple(field.name for field in fields(UserRecord))
+USER_FIELDS: tuple[str, ...] = UserRecord.__struct_fields__
