@@ -7,9 +7,11 @@
   checked against Content-Length up front and counted while reading (chunked bodies).
 """
 
+import itertools
+import os
 import re
+import secrets
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,6 +20,25 @@ from backend.observability import RequestRecorder, request_id_var
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+# Generated ids: 32 hex digits, this process's random prefix and a counter. Unique across
+# processes (the prefix, drawn again in a forked child) and requests (the counter) without a
+# call to the OS's random source on every request.
+_process_prefix = secrets.token_hex(8)
+_request_numbers = itertools.count(1)
+
+
+def _draw_prefix() -> None:
+    global _process_prefix
+    _process_prefix = secrets.token_hex(8)
+
+
+os.register_at_fork(after_in_child=_draw_prefix)
+
+
+def _new_request_id() -> str:
+    return f"{_process_prefix}{next(_request_numbers):016x}"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -38,7 +59,7 @@ class RequestMiddleware:
             return
         started = time.perf_counter()
         given = _header(scope, b"x-request-id")
-        request_id = given if given and _SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = given if given and _SAFE_REQUEST_ID.match(given) else _new_request_id()
         id_header = (b"x-request-id", request_id.encode())
         state = scope.setdefault("state", {})
         state["request_id"] = request_id

@@ -8,14 +8,14 @@ todos without one come last in both directions.
 
 import base64
 import hashlib
-import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Literal, get_args
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+import msgspec
+from msgspec import Struct
 from sqlalchemy import ColumnElement, and_, bindparam, func, or_, tuple_
 
 from backend.errors import UnprocessableContent
@@ -39,9 +39,7 @@ class InvalidCursor(UnprocessableContent):
         super().__init__("The cursor is malformed or belongs to another sort order.")
 
 
-class _CursorData(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class _CursorData(Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
     sort: str
     id: UUID
     key: str | None  # the sort key of the last row, as text
@@ -107,6 +105,8 @@ class SortOrder:
         return str(value.isoformat())
 
     def parse_key(self, text: str | None) -> datetime | Priority | str | None:
+        """The sort key a cursor carries, as the column's type; ValueError if it cannot be
+        one (a cursor is client input: it may have been made up)."""
         if text is None:
             if self.field != "due_at":
                 raise ValueError("only due_at may be null")
@@ -115,9 +115,14 @@ class SortOrder:
             moment = datetime.fromisoformat(text)
             if moment.tzinfo is None:
                 raise ValueError("naive datetime")
-            return moment
+            try:
+                return moment.astimezone(UTC)
+            except OverflowError:  # an offset that pushes it past year 1 or 9999
+                raise ValueError("datetime out of range") from None
         if self.field == "priority":
             return Priority(text)
+        if "\x00" in text or not _encodable(text):
+            raise ValueError("not a storable title")
         return text
 
 
@@ -125,9 +130,17 @@ def _checksum(payload: bytes) -> str:
     return hashlib.blake2b(payload, key=_CHECKSUM_KEY, digest_size=8).hexdigest()
 
 
+def _encodable(text: str) -> bool:
+    """Whether `text` is valid Unicode (no lone surrogates, which no database can store)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def encode_cursor(order: SortOrder, todo: TodoRecord) -> str:
-    data = _CursorData(sort=order.name, id=todo.id, key=order.key_of(todo))
-    payload = data.model_dump_json().encode()
+    payload = msgspec.json.encode(_CursorData(order.name, todo.id, order.key_of(todo)))
     token = f"{_checksum(payload)}.".encode() + payload
     return base64.urlsafe_b64encode(token).decode().rstrip("=")
 
@@ -138,9 +151,10 @@ def decode_cursor(order: SortOrder, cursor: str) -> Position:
         checksum, _, payload = token.partition(b".")
         if checksum.decode() != _checksum(payload):
             raise InvalidCursor()
-        data = _CursorData.model_validate(json.loads(payload))
+        data = msgspec.json.decode(payload, type=_CursorData)
         if data.sort != order.name:
             raise InvalidCursor()
         return Position(key=order.parse_key(data.key), id=data.id)
-    except (ValueError, UnicodeDecodeError, ValidationError):  # binascii.Error is a ValueError
+    # binascii.Error and UnicodeDecodeError are ValueErrors.
+    except (ValueError, msgspec.ValidationError, msgspec.DecodeError):
         raise InvalidCursor() from None

@@ -197,12 +197,15 @@ async def first_cursor(client: httpx.AsyncClient, headers: Headers, sort: str) -
     return cursor
 
 
+CURSOR_FIELDS = ("sort", "id", "key")  # the payload is a JSON array of these
+
+
 def recode(cursor: str, **changes: object) -> str:
     """The cursor with fields of its payload changed, its checksum kept."""
     token = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     checksum, _, payload = token.partition(b".")
-    data = json.loads(payload) | changes
-    edited = checksum + b"." + json.dumps(data).encode()
+    data = dict(zip(CURSOR_FIELDS, json.loads(payload), strict=True)) | changes
+    edited = checksum + b"." + json.dumps([data[field] for field in CURSOR_FIELDS]).encode()
     return base64.urlsafe_b64encode(edited).decode().rstrip("=")
 
 
