@@ -100,7 +100,8 @@ class Database:
         self.pool = pool
         self._acquire_timeout = settings.db_pool_timeout
         self._ping_after_idle = settings.db_ping_after_idle
-        self._ping_timeout = min(settings.db_statement_timeout, settings.db_connect_timeout)
+        # A ping is trivial: one that takes a second has met a dead connection.
+        self._ping_timeout = min(1.0, settings.db_statement_timeout, settings.db_connect_timeout)
 
     def connection(self) -> AbstractAsyncContextManager[Connection]:
         return _Lease(self)
@@ -124,10 +125,14 @@ class Database:
         try:
             await connection.execute("SELECT 1", timeout=self._ping_timeout)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            # Gone while idle: drop it; the pool opens a fresh one on the next acquire. A
-            # connection that dies while in use fails its request (503), as it must.
-            connection.terminate()
+            # Gone while idle (a restarted server, a suspended compute, a lost network path),
+            # and so, most likely, every connection idle as long: drop this one and have the
+            # pool replace each of the others on its next use, instead of pinging them one
+            # by one. A connection that dies while in use fails its request (503).
+            with contextlib.suppress(asyncpg.InterfaceError):
+                connection.terminate()
             await self.pool.release(connection)
+            await self.pool.expire_connections()
             return await self.pool.acquire(timeout=self._acquire_timeout)
         except BaseException:
             await self.pool.release(connection)

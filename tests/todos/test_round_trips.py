@@ -16,7 +16,7 @@ from asgi_lifespan import LifespanManager
 from backend.main import create_app
 from tests.support import TokenFactory, make_settings
 from tests.todos.support import create_todo
-from tests.wire import RoundTripCounter
+from tests.wire import WireProxy
 
 REQUESTS = [
     ("GET", "/todos", None, 200),
@@ -35,7 +35,7 @@ IDS = ["list", "search", "get", "create", "update", "stats", "me", "delete", "cl
 class Wired:
     """An app whose only database connection goes through the counting proxy."""
 
-    def __init__(self, client: httpx.AsyncClient, counter: RoundTripCounter) -> None:
+    def __init__(self, client: httpx.AsyncClient, counter: WireProxy) -> None:
         self.client = client
         self.counter = counter
 
@@ -50,7 +50,7 @@ class Wired:
 async def wired_app(
     migrated: str, tmp_path: Path, statement_cache_size: int
 ) -> AsyncIterator[Wired]:
-    counter = RoundTripCounter(migrated)
+    counter = WireProxy(migrated)
     url = await counter.start()
     settings = make_settings(
         url,
