@@ -18,7 +18,13 @@ import pytest
 from tests.production.api import ApiFactory, ApiServer
 from tests.production.databases import CONNECT_TIMEOUT, ScratchFactory, database_name
 from tests.production.postgres import PostgresServer
-from tests.production.workload import MixedWorkload, Outcome, print_figure, summarize
+from tests.production.workload import (
+    CLIENT_LIMITS,
+    MixedWorkload,
+    Outcome,
+    print_figure,
+    summarize,
+)
 from tests.support import TokenFactory, connect, connected
 
 # Low timeouts so that the test is quick; the defaults (connect 5 s, pool 5 s, statement
@@ -66,7 +72,9 @@ async def test_outage_and_recovery(
     server = api(url, db_pool_size=5, **FAST_FAIL)
     headers = [tokens.headers(f"outage-user-{index}") for index in range(3)]
 
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=15) as client:
+    async with httpx.AsyncClient(
+        base_url=server.base_url, timeout=15, limits=CLIENT_LIMITS
+    ) as client:
         workload = MixedWorkload(client, headers)
         async with workload.in_background(concurrency=4, pause=0.01, deadline=60):
             await asyncio.sleep(1.5)
@@ -143,7 +151,9 @@ async def test_database_shutting_down_is_503(
             await connect(pg_running.url(), connect_timeout=CONNECT_TIMEOUT)
         # Started now, its pool cannot open a connection: every request must connect.
         server = api(url, **FAST_FAIL)
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=15) as client:
+        async with httpx.AsyncClient(
+            base_url=server.base_url, timeout=15, limits=CLIENT_LIMITS
+        ) as client:
             todos = await client.get("/todos", headers=tokens.headers())
             readyz = await client.get("/readyz")
     finally:
@@ -173,7 +183,9 @@ async def test_terminated_backends_cost_at_most_one_request_each(
     headers = [tokens.headers(f"killed-user-{index}") for index in range(4)]
     killed = 0
 
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=15) as client:
+    async with httpx.AsyncClient(
+        base_url=server.base_url, timeout=15, limits=CLIENT_LIMITS
+    ) as client:
         workload = MixedWorkload(client, headers)
         async with workload.in_background(concurrency=8, deadline=60):
             await asyncio.sleep(1.0)

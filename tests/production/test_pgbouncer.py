@@ -14,7 +14,7 @@ from tests.production.api import ApiFactory
 from tests.production.databases import ScratchFactory, database_name
 from tests.production.pgbouncer import PgBouncer
 from tests.production.postgres import PostgresServer
-from tests.production.workload import MixedWorkload, print_figure, summarize
+from tests.production.workload import CLIENT_LIMITS, MixedWorkload, print_figure, summarize
 from tests.support import TokenFactory
 
 REQUESTS = 3000
@@ -36,7 +36,11 @@ async def test_mixed_load_through_pgbouncer_has_no_errors(
     server = api(pgbouncer.url(database), db_pool_size=20, db_statement_cache_size=0)
 
     headers = [tokens.headers(f"bouncer-user-{index}") for index in range(USERS)]
-    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+    limits = httpx.Limits(
+        max_connections=IN_FLIGHT,
+        max_keepalive_connections=IN_FLIGHT,
+        keepalive_expiry=CLIENT_LIMITS.keepalive_expiry,
+    )
     async with httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=30) as client:
         workload = MixedWorkload(client, headers)
         started = time.monotonic()

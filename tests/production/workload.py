@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
+# Clients drop idle keep-alive connections well before the server's 5 s keep-alive timeout:
+# otherwise a request sent just as the server closes one fails with no response at all.
+CLIENT_LIMITS = httpx.Limits(keepalive_expiry=2)
+
 
 @dataclass
 class Outcome:
