@@ -1,13 +1,14 @@
 """Running Alembic from the application: at start-up in development, `todo-api migrate` in
-production, and the schema-at-head check behind /readyz."""
+production, and the schema-at-head check behind /readyz.
 
-from functools import cache
+Alembic is imported only to migrate: a production process, which never does, answers
+/readyz from HEAD_REVISION and saves the memory (about 7 MB per worker).
+"""
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,13 +22,21 @@ ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 MIGRATION_LOCK_KEY = int.from_bytes(b"todo-api", "big")
 
 
-def alembic_config() -> Config:
+# The newest migration. tests/test_migrations.py fails until a new migration updates it.
+HEAD_REVISION = "0001"
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+
+def alembic_config() -> "Config":
+    from alembic.config import Config  # here: only a migrating process needs Alembic
+
     return Config(ALEMBIC_INI)
 
 
-@cache
 def head_revisions() -> frozenset[str]:
-    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+    return frozenset({HEAD_REVISION})
 
 
 def lock_for_migration(connection: Connection) -> None:
@@ -37,6 +46,8 @@ def lock_for_migration(connection: Connection) -> None:
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
+    from alembic import command  # here: only a migrating process needs Alembic
+
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, revision)
