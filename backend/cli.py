@@ -1,4 +1,4 @@
-"""The `todo-api` command: serve, migrate, token."""
+"""The `todo-api` command: serve, migrate, prune, token."""
 
 import argparse
 import asyncio
@@ -6,11 +6,13 @@ import sys
 
 import uvicorn
 
-from backend import migrations
+from backend import maintenance, migrations
 from backend.auth.development import DevelopmentKey
-from backend.db import database_url
+from backend.db import database_url, open_database
 from backend.observability import configure_logging
 from backend.settings import Settings, get_settings
+
+SHUTDOWN_GRACE_SECONDS = 10
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -22,8 +24,11 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         host=args.host or settings.host,
         port=args.port or settings.port,
         workers=args.workers or settings.workers,
-        # Shutdown waits this long for in-flight requests before closing connections.
-        timeout_graceful_shutdown=8,
+        http="backend.http:BoundedHttpToolsProtocol",
+        limit_concurrency=settings.http_limit_concurrency,
+        timeout_keep_alive=settings.http_keep_alive_seconds,
+        # After the drain (backend.shutdown), in-flight requests get this long to finish.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
         proxy_headers=True,
         server_header=False,
         access_log=False,  # backend.observability logs each request with its route and user
@@ -40,6 +45,20 @@ async def _migrate(settings: Settings, revision: str) -> None:
 def migrate(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(_migrate(settings, args.revision))
     print(f"database migrated to {args.revision}")
+    return 0
+
+
+async def _prune(settings: Settings) -> int | None:
+    async with database_url(settings) as url, open_database(settings, url) as database:
+        return await maintenance.prune(database)
+
+
+def prune(settings: Settings, args: argparse.Namespace) -> int:
+    deleted = asyncio.run(_prune(settings))
+    if deleted is None:
+        print("another process is pruning; nothing done")
+    else:
+        print(f"deleted {deleted} expired idempotency keys")
     return 0
 
 
@@ -68,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     migrate_parser = commands.add_parser("migrate", help="apply database migrations")
     migrate_parser.add_argument("revision", nargs="?", default="head")
     migrate_parser.set_defaults(handler=migrate)
+
+    prune_parser = commands.add_parser(
+        "prune", help="delete expired Idempotency-Key records (the API also does it hourly)"
+    )
+    prune_parser.set_defaults(handler=prune)
 
     token_parser = commands.add_parser("token", help="print a development token for EMAIL")
     token_parser.add_argument("email")

@@ -32,11 +32,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from backend.db_url import parse_database_url
 from backend.embedded import EmbeddedPostgres
-from backend.errors import ProblemError, is_outage
+from backend.errors import ProblemError, ServiceUnavailable, is_outage
 from backend.settings import Settings
 
 # What repositories receive: a pooled connection (or, in tests, a plain one).
 type Connection = PoolConnectionProxy[Record] | asyncpg.Connection[Record]
+
+
+# See Database.note_timeout.
+OUTAGE_LATCH_SECONDS = 1.0
+
+
+class DatabaseDown(ServiceUnavailable):
+    def __init__(self) -> None:
+        super().__init__("The database is unavailable; retry shortly.")
 
 
 def _leaves_connection_usable(exc: BaseException) -> bool:
@@ -99,6 +108,7 @@ class Database:
     def __init__(self, pool: asyncpg.Pool[Record], settings: Settings) -> None:
         self.pool = pool
         self._acquire_timeout = settings.db_pool_timeout
+        self._down_until = 0.0
         self._ping_after_idle = settings.db_ping_after_idle
         # A ping is trivial: one that takes a second has met a dead connection.
         self._ping_timeout = min(1.0, settings.db_statement_timeout, settings.db_connect_timeout)
@@ -114,7 +124,16 @@ class Database:
         async with self.connection() as connection, connection.transaction():
             yield connection
 
+    def note_timeout(self) -> None:
+        """A statement or a connection attempt timed out: the database is most likely down
+        (behind a pooler, which holds queries rather than refusing them). For the next
+        OUTAGE_LATCH_SECONDS, requests fail at once (503) instead of each waiting out its own
+        timeout; then the next one tries again, so the service recovers by itself."""
+        self._down_until = time.monotonic() + OUTAGE_LATCH_SECONDS
+
     async def _acquire(self) -> PoolConnectionProxy[Record]:
+        if self._down_until and time.monotonic() < self._down_until:
+            raise DatabaseDown()
         # An idle connection is handed over at once: only waiting for one needs the timeout,
         # whose timer costs every request about 10 µs.
         timeout = None if self.pool.get_idle_size() else self._acquire_timeout
@@ -171,6 +190,8 @@ class _Lease:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, _: object
     ) -> None:
+        if isinstance(exc, TimeoutError):
+            self._database.note_timeout()
         if exc is not None and not _leaves_connection_usable(exc):
             # Broken mid-operation (or its server is going away): its protocol state is
             # unknown, so it must never serve another request.

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 logger = logging.getLogger(__name__)
 
@@ -109,11 +110,28 @@ def problem_response(
     )
 
 
+# A 422 lists at most this many errors, each location part and message cut to this many
+# characters: a hostile body (80,000 unknown keys, megabyte-long names) gets a small answer.
+MAX_REPORTED_ERRORS = 20
+MAX_ERROR_TEXT = 200
+
+
+def _cut(value: object) -> str | int:
+    if isinstance(value, int):
+        return value
+    text = str(value)
+    return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 1] + "…"
+
+
 def _field_errors(exc: RequestValidationError) -> list[FieldError]:
     # Never echo the offending input back: it may be huge, binary or hostile.
     return [
-        FieldError(loc=list(error.get("loc", ())), msg=error["msg"], type=error["type"])
-        for error in exc.errors()
+        FieldError(
+            loc=[_cut(part) for part in error.get("loc", ())],
+            msg=str(_cut(error["msg"])),
+            type=error["type"],
+        )
+        for error in exc.errors()[:MAX_REPORTED_ERRORS]
     ]
 
 
@@ -138,7 +156,27 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     # Routing 404/405 and FastAPI's own HTTPExceptions: keep their (string) detail, which is
     # the status phrase unless the raiser said more.
     detail = exc.detail if isinstance(exc.detail, str) else None
-    return problem_response(exc.status_code, detail=detail, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route that matched the path only; the
+        # path's methods are those of every route it matches.
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return problem_response(exc.status_code, detail=detail, headers=headers)
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods some route fully matches for this path (asked the way the router asks:
+    routers may nest)."""
+    routes = request.app.router.routes
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in routes):
+            allowed.append(method)
+    return allowed
 
 
 def _unavailable(request: Request, exc: Exception) -> JSONResponse:

@@ -8,6 +8,7 @@ uncommitted row vanish with the transaction.
 """
 
 import hashlib
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,19 +21,27 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    delete,
     func,
     literal_column,
     select,
+    tuple_,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlmodel import Field, SQLModel
 
 from backend.base import timestamp_column
-from backend.db import Connection
-from backend.errors import Conflict, UnprocessableContent
+from backend.db import Connection, Database
+from backend.errors import Conflict, ProblemError, UnprocessableContent
 from backend.sql import Statement
 
 KEY_LIFETIME = timedelta(hours=24)
+# Live keys one user may hold; the next new key is refused (429) until the oldest expires.
+MAX_KEYS_PER_USER = 10_000
+# Expired keys deleted per statement by the pruner: short transactions, bounded locks.
+PRUNE_BATCH = 5_000
+# The pruner's advisory lock: one instance prunes at a time ("todo-idk" as a number).
+PRUNE_LOCK_KEY = int.from_bytes(b"todo-idk", "big")
 # A structured-field string ("...") of printable ASCII; bare keys are accepted too.
 KEY_HEADER_PATTERN = r'^"?[\x21-\x7e]{1,255}"?$'
 
@@ -62,6 +71,16 @@ class KeyReused(UnprocessableContent):
         super().__init__("This Idempotency-Key was used with a different request body.")
 
 
+class TooManyKeys(ProblemError):
+    status, slug = 429, "too-many-idempotency-keys"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"You hold {MAX_KEYS_PER_USER} live Idempotency-Keys; a key lasts 24 hours.",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
 def parse_key(header: str) -> str:
     """The draft defines the key as a structured-field string ("..."); bare keys are accepted."""
     if len(header) >= 2 and header[0] == header[-1] == '"':
@@ -85,6 +104,19 @@ _STORED = Statement.compile(
         _MINE, _T.created_at > func.now() - KEY_LIFETIME
     )
 )
+_LIVE = Statement.compile(
+    select(
+        func.count(),
+        func.extract("epoch", func.min(_T.created_at) + KEY_LIFETIME - func.now()),
+    ).where(_T.user_id == bindparam("user_id"), _T.created_at > func.now() - KEY_LIFETIME)
+)
+_expired = (
+    select(_T.user_id, _T.key).where(_T.created_at <= func.now() - KEY_LIFETIME).limit(PRUNE_BATCH)
+)
+_PRUNE = Statement.compile(
+    delete(_TABLE).where(tuple_(_T.user_id, _T.key).in_(_expired.scalar_subquery()))
+)
+_PRUNE_LOCK = Statement.compile(select(func.pg_try_advisory_xact_lock(bindparam("key"))))
 _SAVE_VALUES = {
     "user_id": bindparam("user_id"),
     "key": bindparam("key"),
@@ -124,11 +156,20 @@ class IdempotencyStore:
             _STORED.sql, *_STORED.args(user_id=self._user_id, key=key)
         )
         if stored is None:
+            await self._check_room()
             return None
         stored_hash, body = stored
         if stored_hash != request_hash:
             raise KeyReused()
         return str(body)
+
+    async def _check_room(self) -> None:
+        """TooManyKeys when the user already holds the most live keys allowed."""
+        live, oldest_expires_in = await self._connection.fetchrow(
+            _LIVE.sql, *_LIVE.args(user_id=self._user_id)
+        ) or (0, None)
+        if live >= MAX_KEYS_PER_USER:
+            raise TooManyKeys(retry_after=max(1, math.ceil(oldest_expires_in or 1)))
 
     async def save(self, key: str, request_hash: str, outcome: bytes) -> None:
         """Store the outcome (JSON) of the request that claimed `key`."""
@@ -136,3 +177,20 @@ class IdempotencyStore:
             user_id=self._user_id, key=key, request_hash=request_hash, body=outcome.decode()
         )
         await self._connection.execute(_SAVE.sql, *args)
+
+
+async def prune_expired_keys(database: Database) -> int | None:
+    """Delete expired keys of every user, in batches; None if another process is pruning.
+    Maintenance, not a user's request: the one statement here not scoped to a user."""
+    deleted = 0
+    while True:
+        async with database.transaction() as connection:
+            if not await connection.fetchval(
+                _PRUNE_LOCK.sql, *_PRUNE_LOCK.args(key=PRUNE_LOCK_KEY)
+            ):
+                return deleted or None
+            status = await connection.execute(_PRUNE.sql, *_PRUNE.args())
+        batch = int(status.rsplit(" ", 1)[-1])  # "DELETE <n>"
+        deleted += batch
+        if batch < PRUNE_BATCH:
+            return deleted

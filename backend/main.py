@@ -12,10 +12,12 @@ from backend import health, migrations
 from backend.auth.setup import build_verifier
 from backend.db import database_url, open_database
 from backend.errors import install_error_handlers
+from backend.maintenance import housekeeping
 from backend.middleware import BodyGuardMiddleware, RequestMiddleware
 from backend.observability import configure_logging, metrics_endpoint, pool_registry
 from backend.openapi import install_openapi
 from backend.settings import Settings, get_settings
+from backend.shutdown import Drain, draining_on_sigterm
 from backend.todos.router import router as todos_router
 from backend.users.dependencies import install_user_handlers
 from backend.users.router import router as users_router
@@ -26,7 +28,9 @@ from backend.users.service import UserService
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     settings.check_production_ready()
+    app.state.drain = Drain(settings.drain_seconds)
     async with AsyncExitStack() as stack:
+        await stack.enter_async_context(draining_on_sigterm(app.state.drain))
         url = await stack.enter_async_context(database_url(settings))
         if settings.should_auto_migrate:
             await migrations.upgrade(url, settings)
@@ -39,6 +43,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.users = UserService(database)
         app.state.verifier = build_verifier(settings, http_client)
         app.state.pool_registry = pool_registry(database)
+        await stack.enter_async_context(housekeeping(database, settings.idempotency_prune_seconds))
         # Everything built so far lives as long as the process: move it out of the garbage
         # collector's reach, so that full collections stay short (they stall every request).
         gc.freeze()

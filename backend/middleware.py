@@ -83,7 +83,7 @@ class RequestMiddleware:
                 raise
             await internal_error(exc)(scope, receive, send_with_id)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = getattr(scope.get("route"), "path_format", None) or "unmatched"
             user = state.get("user")
             self.recorder.record(
                 scope["method"],

@@ -9,6 +9,7 @@
   pool's usage, JWKS fetches. Per process; scrape each worker or instance.
 """
 
+import hmac
 import logging
 import sys
 from collections.abc import Iterator, Mapping, MutableMapping
@@ -19,10 +20,12 @@ import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from backend.db import Database
+from backend.errors import ProblemError
 from backend.settings import Settings
 
 # Replaced by configure_logging(); until then (or below INFO) the access log says nothing.
@@ -191,5 +194,26 @@ def pool_registry(database: Database) -> CollectorRegistry:
 
 
 async def metrics_endpoint(request: Request) -> Response:
+    """Prometheus metrics: public in development; in production only to the bearer of
+    METRICS_TOKEN, and not there at all without one (process details, error counts and
+    route timings are not for everyone)."""
+    settings: Settings = request.app.state.settings
+    if settings.is_production:
+        if settings.metrics_token is None:
+            raise StarletteHTTPException(404)
+        expected = b"Bearer " + settings.metrics_token.get_secret_value().encode()
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            raise MetricsTokenRequired()
     body = generate_latest(REGISTRY) + generate_latest(request.app.state.pool_registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+class MetricsTokenRequired(ProblemError):
+    status, slug = 401, "metrics-token-required"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Scrape /metrics with 'Authorization: Bearer <METRICS_TOKEN>'.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

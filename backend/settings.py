@@ -34,9 +34,12 @@ class Settings(BaseSettings):
     # A fixed pool per process: every connection is opened at start-up and reused, never
     # opened and closed per burst (PostgreSQL forks a backend for each new one).
     db_pool_size: int = Field(default=10, ge=1, le=200)
-    db_pool_timeout: float = Field(default=5.0, gt=0, le=120)
-    db_connect_timeout: float = Field(default=5.0, gt=0, le=120)
-    db_statement_timeout: float = Field(default=5.0, gt=0, le=600)
+    # Bounds on each step of a request's database work. Together they keep a request's answer
+    # within 5 s even while the database is down behind a pooler (which accepts the query
+    # and holds it): at most 1 s waiting for a pooled connection, then 4 s for the statement.
+    db_pool_timeout: float = Field(default=1.0, gt=0, le=120)
+    db_connect_timeout: float = Field(default=4.0, gt=0, le=120)
+    db_statement_timeout: float = Field(default=4.0, gt=0, le=600)
     # A pooled connection idle this many seconds is pinged before use (busy ones are not).
     db_ping_after_idle: float = Field(default=5.0, ge=0, le=3600)
     # Prepared statements cached per connection: one round trip per query. 0 makes every query
@@ -55,6 +58,21 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    # `todo-api serve`: all request headers together, in bytes (431 above it); connections
+    # (and requests) a worker handles at once (503 above it); seconds an idle keep-alive
+    # connection is kept.
+    http_max_header_bytes: int = Field(default=32_768, ge=8_192, le=1_048_576)
+    http_limit_concurrency: int = Field(default=1_000, ge=1, le=100_000)
+    http_keep_alive_seconds: int = Field(default=5, ge=1, le=300)
+    # On SIGTERM: /readyz answers 503 at once, requests are still served for this many seconds
+    # (so that a load balancer stops routing here), then the server stops accepting and
+    # finishes what it received. Default: 0 in development, 5 in production.
+    shutdown_drain_seconds: float | None = Field(default=None, ge=0, le=300)
+    # /metrics: public in development; in production only with this bearer token (and not
+    # served at all without one).
+    metrics_token: SecretStr | None = None
+    # How often a running API deletes expired Idempotency-Key records (one instance at a time).
+    idempotency_prune_seconds: float = Field(default=3600.0, ge=10, le=86_400)
 
     # Authentication (see README "Authentication").
     auth_jwks_url: str | None = None
@@ -101,6 +119,12 @@ class Settings(BaseSettings):
     @property
     def should_auto_migrate(self) -> bool:
         return self.auto_migrate if self.auto_migrate is not None else not self.is_production
+
+    @property
+    def drain_seconds(self) -> float:
+        if self.shutdown_drain_seconds is not None:
+            return self.shutdown_drain_seconds
+        return 5.0 if self.is_production else 0.0
 
     @property
     def uses_development_auth(self) -> bool:

@@ -2,6 +2,7 @@
 connections died (a restarted server, a suspended Neon compute)."""
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -87,3 +88,33 @@ async def test_an_idle_connection_that_died_silently_is_replaced_before_use(
     responses = [await api.get("/todos", headers=headers) for _ in range(4)]
 
     assert [response.status_code for response in responses] == [200] * 4
+
+
+async def test_after_a_timeout_requests_fail_at_once_for_a_moment(
+    migrated: str, tmp_path: Path, tokens: TokenFactory
+) -> None:
+    """A database that holds queries (down behind a pooler): the first request waits out the
+    statement timeout; the next ones get their 503 at once instead of each waiting too."""
+    proxy = WireProxy(migrated)
+    url = await proxy.start()
+    settings = make_settings(
+        url, tmp_path, db_pool_size=3, db_statement_timeout=1, db_ping_after_idle=3600
+    )
+    headers = tokens.headers()
+    try:
+        async with running(settings) as api:
+            assert (await api.get("/todos", headers=headers)).status_code == 200
+            proxy.blackhole_existing()
+
+            timings = []
+            for _ in range(3):
+                started = time.monotonic()
+                response = await api.get("/todos", headers=headers)
+                timings.append((response.status_code, time.monotonic() - started))
+    finally:
+        await proxy.stop()
+
+    (first, first_took), *rest = timings
+    assert first == 503
+    assert 0.9 <= first_took <= 2.0
+    assert all(status == 503 and took < 0.2 for status, took in rest), timings

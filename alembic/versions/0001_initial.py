@@ -65,6 +65,11 @@ def _create_or_adopt_user_table() -> None:
             f'an existing "user" table has id of type {columns["id"]["type"]}, not text; '
             "it cannot be adopted (Better Auth must use its default string ids)"
         )
+    if columns["emailVerified"].get("default") is None:
+        # Better Auth's own CREATE TABLE gives "emailVerified" no default (only its ALTER path
+        # adds `DEFAULT false`): add the one the model declares, so that `alembic check` sees
+        # no drift whichever of the two created the table. Better Auth always sets the value.
+        op.alter_column("user", "emailVerified", server_default=sa.false())
 
 
 def upgrade() -> None:

@@ -8,10 +8,19 @@ from typing import Any, Protocol
 
 import jwt
 from cachetools import TLRUCache
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    field_validator,
+)
 
 from backend.auth.keys import VerificationKey
 from backend.errors import ProblemError, Unauthorized
+from backend.text import StorableText
 
 logger = logging.getLogger(__name__)
 
@@ -37,16 +46,25 @@ class MissingCredentials(ProblemError):
         )
 
 
-class TokenClaims(BaseModel):
-    """The claims this service uses; Better Auth puts the user row's fields in its tokens."""
+Timestamp = StrictInt | StrictFloat
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+class TokenClaims(BaseModel):
+    """The claims this service uses; Better Auth puts the user row's fields in its tokens.
+
+    Strict: a signed token is still input. A time that is not a number, a `sub` that is not a
+    short printable string, an `emailVerified` that is not a boolean, or text the database
+    cannot store (NUL, lone surrogates) make the token invalid (401), not a 500 later."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, strict=True)
 
     sub: str = Field(pattern=SUBJECT_PATTERN)
-    exp: float
-    email: str | None = Field(default=None, max_length=320)
-    name: str | None = Field(default=None, max_length=1000)
-    image: str | None = None
+    exp: Timestamp
+    nbf: Timestamp | None = None
+    iat: Timestamp | None = None
+    email: StorableText | None = Field(default=None, max_length=320)
+    name: StorableText | None = Field(default=None, max_length=1000)
+    image: StorableText | None = None
     email_verified: bool = Field(default=False, alias="emailVerified")
 
     @field_validator("image")
@@ -144,7 +162,9 @@ class TokenVerifier:
                 )
             except jwt.InvalidSignatureError:
                 continue  # a kid-less token: try the next key of the right type
-            except jwt.InvalidTokenError as exc:
+            # PyJWT converts exp/nbf/iat with int() and lets a TypeError (a list) or an
+            # OverflowError (1e400) escape: a signed token with such claims is invalid too.
+            except (jwt.InvalidTokenError, TypeError, ValueError, OverflowError) as exc:
                 logger.info("token rejected: %s", type(exc).__name__)
                 raise InvalidToken() from None
             try:

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
 from backend.db import Database
@@ -28,6 +29,23 @@ from backend.todos.schemas import (
 )
 from backend.todos.service import IdempotencyKey, TodoService
 from backend.users.dependencies import current_user
+
+
+class TodoIdConvertor(Convertor[str]):
+    """A todo id in a path: any segment but the names of /todos' own sub-resources, so that
+    `PATCH /todos/stats` is a 405 (that path has no PATCH) rather than a 422 from parsing
+    "stats" as an id. A malformed id still reaches validation: 422."""
+
+    regex = "(?!stats$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("todo_id", TodoIdConvertor())
 
 router = APIRouter(
     prefix="/todos",
@@ -118,7 +136,9 @@ async def create_todo(
 )
 async def delete_completed(
     todos: Todos,
-    completed: Annotated[bool, Query(description="Must be `true`.")],
+    completed: Annotated[
+        bool, Query(description="Must be `true`.", json_schema_extra={"enum": [True]})
+    ],
 ) -> Any:
     if not completed:
         raise UnprocessableContent("Only completed=true is supported: it clears completed todos.")
@@ -136,7 +156,7 @@ async def stats(todos: Todos) -> Any:
 
 
 @router.get(
-    "/{todo_id}",
+    "/{todo_id:todo_id}",
     operation_id="getTodo",
     summary="One todo",
     response_model=TodoRead,
@@ -147,7 +167,7 @@ async def get_todo(todo_id: UUID, todos: Todos) -> Any:
 
 
 @router.patch(
-    "/{todo_id}",
+    "/{todo_id:todo_id}",
     operation_id="updateTodo",
     summary="Change some fields of a todo",
     response_model=TodoRead,
@@ -161,7 +181,7 @@ async def update_todo(
 
 
 @router.delete(
-    "/{todo_id}",
+    "/{todo_id:todo_id}",
     status_code=204,
     operation_id="deleteTodo",
     summary="Delete a todo",

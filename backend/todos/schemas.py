@@ -1,64 +1,50 @@
 """API schemas for todos: what a client may send and what it gets back.
 
-Input models forbid unknown fields (`user_id`, `id`, `version`, ... are rejected, never
-silently applied), reject NUL characters and naive datetimes, and trim titles.
+Input models are strict (backend.schemas): unknown fields (`user_id`, `id`, `version`, ...)
+are rejected, never silently applied; text must be storable; datetimes are ISO-8601 strings
+with an offset; booleans are JSON booleans. Titles are trimmed.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
+from backend.schemas import InputModel, UtcDatetime
+from backend.text import NO_NUL_PATTERN, storable
 from backend.todos.models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Priority
 from backend.todos.pagination import SortKey
 from backend.todos.records import NewTodo, TodoChanges, TodoFilter
 
-
-def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot store NUL; say so as a 422 instead of failing in the driver.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-def _in_utc(value: datetime) -> datetime:
-    # Normalise to UTC here, where a failure is still a 422: an offset that pushes the instant
-    # past datetime's range (9999-12-31T23:59:59-01:00, 0001-01-01T00:00:00+01:00) used to
-    # fail only when the driver converted it, as a 500.
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("must be an instant between years 1 and 9999 in UTC") from None
-
-
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+# The constraints first (stripping, then lengths), then the storability check: pydantic
+# applies constraints given after a validator to the unstripped value. The patterns only
+# document, for clients and schema-driven tools, what the validators enforce: no NUL, and a
+# title that is not all whitespace.
 Title = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH),
-    AfterValidator(_no_nul),
+    AfterValidator(storable),
+    Field(json_schema_extra={"pattern": r"^[^\u0000]*[^\s\u0000][^\u0000]*$"}),
 ]
 Description = Annotated[
-    str, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH), AfterValidator(_no_nul)
+    str,
+    StringConstraints(max_length=DESCRIPTION_MAX_LENGTH),
+    AfterValidator(storable),
+    Field(json_schema_extra={"pattern": NO_NUL_PATTERN}),
 ]
 SearchText = Annotated[
-    str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    AfterValidator(storable),
+    Field(json_schema_extra={"pattern": NO_NUL_PATTERN}),
 ]
 
 
-class TodoCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TodoCreate(InputModel):
     title: Title
     description: Description | None = None
-    completed: bool = False
+    completed: StrictBool = False
     priority: Priority = Priority.medium
     due_at: UtcDatetime | None = None
 
@@ -72,15 +58,13 @@ class TodoCreate(BaseModel):
         )
 
 
-class TodoUpdate(BaseModel):
+class TodoUpdate(InputModel):
     """A partial update: absent fields stay as they are; `null` clears a nullable one."""
-
-    model_config = ConfigDict(extra="forbid")
 
     # Defaults of None mark "absent"; an explicit null still fails the type (not nullable).
     title: Title = Field(default=None)  # type: ignore[assignment]
     description: Description | None = None
-    completed: bool = Field(default=None)  # type: ignore[assignment]
+    completed: StrictBool = Field(default=None)  # type: ignore[assignment]
     priority: Priority = Field(default=None)  # type: ignore[assignment]
     due_at: UtcDatetime | None = None
 

@@ -18,7 +18,14 @@ from backend import migrations
 from backend.settings import Settings
 from tests.better_auth import harness
 from tests.better_auth.harness import BetterAuthServer, BetterAuthUser
-from tests.support import bearer, connected, make_settings, running, scratch_database
+from tests.support import (
+    alembic_check,
+    bearer,
+    connected,
+    make_settings,
+    running,
+    scratch_database,
+)
 
 pytestmark = pytest.mark.skipif(
     not harness.node_available(), reason="node and npm are needed to run a real Better Auth"
@@ -133,7 +140,7 @@ async def apply_api_migrations(url: str, data_dir: Path) -> None:
 
 @pytest.mark.parametrize("first", ["api", "better_auth"])
 async def test_shared_database_and_user_table(
-    first: str, database_url: str, data_dir: Path
+    first: str, database_url: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with scratch_database(database_url, f"shared_{first}_{secrets.token_hex(3)}") as url:
         if first == "api":
@@ -142,6 +149,8 @@ async def test_shared_database_and_user_table(
         else:
             harness.migrate(url)
             await apply_api_migrations(url, data_dir)
+        # Whichever created the shared table, the models and the database agree.
+        await alembic_check(url, monkeypatch)
 
         with BetterAuthServer(url, migrate=False) as server:
             alice, bob = sign_up(server, "Alice"), sign_up(server, "Bob")

@@ -129,6 +129,9 @@ class ApiServers:
             "auto_migrate": "false",
             "log_json": "true",
             "data_dir": self.workdir / "data",
+            # Production drains for 5 s on SIGTERM; tests that are not about shutdown stop at
+            # once (tests/production/test_shutdown.py sets its own).
+            "shutdown_drain_seconds": 0,
         }
         env = api_environment(**{**defaults, **settings})
         server = ApiServer(self.workdir, env, workers=workers, name=name)

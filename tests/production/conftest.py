@@ -18,7 +18,6 @@ migrated beforehand through the direct URL as the release step would.
 """
 
 import logging
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from contextlib import suppress
 from pathlib import Path
@@ -28,7 +27,7 @@ import pytest
 from tests.production.api import SECRET, ApiFactory, ApiServers
 from tests.production.certificates import Certificates, make_certificates
 from tests.production.databases import ScratchDatabases, ScratchFactory
-from tests.production.pgbouncer import PgBouncer
+from tests.production.pgbouncer import PgBouncer, running_pgbouncer
 from tests.production.postgres import PostgresServer, server_binaries, service_tempdir
 from tests.production.processes import cleanup_dir
 from tests.support import TokenFactory
@@ -89,28 +88,18 @@ def pg_running(pg_server: PostgresServer) -> Iterator[PostgresServer]:
         pg_server.start()
 
 
-def running_pgbouncer(database_url: str) -> Iterator[PgBouncer]:
-    if shutil.which("pgbouncer") is None:
-        pytest.skip("pgbouncer is not installed (apt-get install pgbouncer; .ci/run does)")
-    bouncer = PgBouncer(service_tempdir("todo-prod-pgbouncer-"), database_url)
-    try:
-        bouncer.start()
-        yield bouncer
-    finally:
-        bouncer.stop()
-        cleanup_dir(bouncer.base)
-
-
 @pytest.fixture(scope="session")
 def pgbouncer(database_url: str) -> Iterator[PgBouncer]:
     """PgBouncer (transaction mode) in front of the session's test server."""
-    yield from running_pgbouncer(database_url)
+    with running_pgbouncer(database_url) as bouncer:
+        yield bouncer
 
 
 @pytest.fixture
 def pgbouncer_on_pg_server(pg_running: PostgresServer) -> Iterator[PgBouncer]:
     """PgBouncer (transaction mode) in front of `pg_server`, which the test may stop."""
-    yield from running_pgbouncer(pg_running.url())
+    with running_pgbouncer(pg_running.url()) as bouncer:
+        yield bouncer
 
 
 @pytest.fixture

@@ -1,14 +1,19 @@
 """PgBouncer in transaction mode (as Neon's pooler runs) in front of a PostgreSQL server, run
 as the service account, with its admin console read through psql."""
 
+import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from backend.db_url import parse_database_url
-from tests.production.postgres import PG_BIN, as_service_user, chown_to_service
-from tests.production.processes import kill_group, minimal_env, port_is_open
+from tests.production.postgres import PG_BIN, as_service_user, chown_to_service, service_tempdir
+from tests.production.processes import cleanup_dir, kill_group, minimal_env, port_is_open
 from tests.support import free_port
 
 
@@ -21,6 +26,14 @@ class PgBouncer:
     pool_size: int = 5
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def _user(self) -> str:
+        return parse_database_url(self.database_url).url.username or "postgres"
+
+    @property
+    def _password(self) -> str:
+        return parse_database_url(self.database_url).url.password or ""
 
     @property
     def log_file(self) -> Path:
@@ -90,15 +103,25 @@ pidfile = {self.base / "pgbouncer.pid"}
         return text
 
     def url(self, database: str) -> str:
-        user = parse_database_url(self.database_url).url.username or "postgres"
-        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+        """The pooled URL of `database`, with the same credentials as the server's URL (with
+        a password, PgBouncer checks it: auth_type plain)."""
+        url = parse_database_url(self.database_url).url
+        pooled = url.set(
+            drivername="postgresql",
+            username=url.username or "postgres",
+            host="127.0.0.1",
+            port=self.port,
+            database=database,
+            query={},
+        )
+        return pooled.render_as_string(hide_password=False)
 
     def admin(self, command: str) -> list[dict[str, str]]:
         """Run a SHOW command on the admin console (simple protocol only: psql, not asyncpg)."""
         result = subprocess.run(
-            [str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+            [str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self._user,
              "-d", "pgbouncer", "-AF", "\t", "-P", "footer=off", "-c", command],
-            env={**minimal_env(), "PGCONNECT_TIMEOUT": "5"},
+            env={**minimal_env(), "PGCONNECT_TIMEOUT": "5", "PGPASSWORD": self._password},
             capture_output=True,
             timeout=10,
             check=True,
@@ -106,3 +129,16 @@ pidfile = {self.base / "pgbouncer.pid"}
         header, *rows = result.stdout.decode().splitlines()
         names = header.split("\t")
         return [dict(zip(names, row.split("\t"), strict=True)) for row in rows]
+
+
+@contextmanager
+def running_pgbouncer(database_url: str) -> Iterator[PgBouncer]:
+    if shutil.which("pgbouncer") is None:
+        pytest.skip("pgbouncer is not installed (apt-get install pgbouncer; .ci/run does)")
+    bouncer = PgBouncer(service_tempdir("todo-prod-pgbouncer-"), database_url)
+    try:
+        bouncer.start()
+        yield bouncer
+    finally:
+        bouncer.stop()
+        cleanup_dir(bouncer.base)

@@ -18,7 +18,8 @@ ACCESS_FIELDS = {"method", "route", "status", "duration_ms", "request_id", "user
 async def test_json_logs_and_metrics(
     database_url: str, scratch: ScratchFactory, api: ApiFactory, tokens: TokenFactory
 ) -> None:
-    server = api(await scratch(database_url), log_json="true")
+    metrics_token = f"metrics-{uuid.uuid4().hex}"
+    server = api(await scratch(database_url), log_json="true", metrics_token=metrics_token)
     sub = f"observed-{uuid.uuid4().hex[:8]}"
     token = tokens(sub)
     auth = {"Authorization": f"Bearer {token}"}
@@ -57,7 +58,10 @@ async def test_json_logs_and_metrics(
         forged_auth = {"Authorization": f"Bearer {forged}"}
         await call("GET", "/todos", "/todos", headers=forged_auth, user=None)  # 401
         await call("GET", "/no/such/route", "unmatched", user=None)
-        metrics = await client.get("/metrics")
+        anonymous = await client.get("/metrics")
+        metrics = await client.get("/metrics", headers={"Authorization": f"Bearer {metrics_token}"})
+    assert anonymous.status_code == 401  # production: only with METRICS_TOKEN
+    assert anonymous.headers["content-type"] == "application/problem+json"
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
 
@@ -80,7 +84,7 @@ async def test_json_logs_and_metrics(
         assert isinstance(record["duration_ms"], int | float)
         assert record["duration_ms"] >= 0
         assert record["user_id"] == user, record
-    for secret in (token, forged, token.split(".")[2], SECRET):
+    for secret in (token, forged, token.split(".")[2], SECRET, metrics_token):
         assert secret not in raw
     assert "bearer" not in raw.lower()
     assert "authorization" not in raw.lower()
@@ -120,3 +124,12 @@ async def test_json_logs_and_metrics(
     metric_lines += [line for line in lines if line.startswith(("db_pool_", "# TYPE jwks"))]
     print_figure("access log sample:\n" + "\n".join(samples))
     print_figure("metrics sample:\n" + "\n".join(metric_lines))
+
+
+async def test_production_without_a_metrics_token_serves_no_metrics(
+    database_url: str, scratch: ScratchFactory, api: ApiFactory
+) -> None:
+    server = api(await scratch(database_url))
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+        response = await client.get("/metrics", headers={"Authorization": "Bearer guess"})
+    assert response.status_code == 404

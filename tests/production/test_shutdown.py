@@ -182,3 +182,46 @@ async def test_sigterm_stops_the_embedded_postgres(tmp_path: Path) -> None:
         assert not alive(pid), "the embedded PostgreSQL outlived the API"
     finally:
         server.stop()
+
+
+async def test_sigterm_drains_first_and_drops_no_request(
+    database_url: str, scratch: ScratchFactory, api: ApiFactory, tokens: TokenFactory
+) -> None:
+    """SIGTERM in the middle of a burst: readiness turns 503 at once, every request sent
+    before or during the drain gets its answer, then new connections are refused and the
+    process exits within drain + 10 s."""
+    drain = 2.0
+    server = api(await scratch(database_url), shutdown_drain_seconds=drain)
+    assert server.process is not None
+    headers = tokens.headers("drained-user")
+    limits = httpx.Limits(max_connections=60, keepalive_expiry=30)
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=20, limits=limits) as client:
+        assert (await client.get("/readyz")).status_code == 200
+
+        async def burst(count: int) -> list[httpx.Response]:
+            return await asyncio.gather(
+                *(client.post("/todos", json={"title": f"burst {n}"}, headers=headers)
+                  for n in range(count))
+            )  # fmt: skip
+
+        first = asyncio.create_task(burst(50))
+        await asyncio.sleep(0.05)  # the burst is on its way
+        signalled = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.2)
+        readyz = await client.get("/readyz")
+        during = await burst(20)  # sent during the drain: still served
+        answered = await first
+    exited = await asyncio.to_thread(server.process.wait, drain + EXIT_BUDGET)
+    took = time.monotonic() - signalled
+
+    statuses = [response.status_code for response in [*answered, *during]]
+    print_figure(
+        f"SIGTERM with a {drain:g}s drain during a burst of 50 (+20 sent while draining): "
+        f"{statuses.count(201)} of {len(statuses)} answered 201, /readyz {readyz.status_code} "
+        f"while draining, exit after {took:.2f}s (code {exited})"
+    )
+    assert readyz.status_code == 503
+    assert statuses == [201] * 70
+    assert drain <= took <= drain + EXIT_BUDGET
+    assert refused(server.port)
