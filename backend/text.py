@@ -6,7 +6,6 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-
 # For OpenAPI documents (ECMA-262 syntax): what `storable` enforces that a pattern can say.
 NO_NUL_PATTERN = r"^[^\u0000]*$"
 
