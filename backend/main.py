@@ -18,6 +18,7 @@ from backend.observability import configure_logging, metrics_endpoint, pool_regi
 from backend.openapi import install_openapi
 from backend.settings import Settings, get_settings
 from backend.shutdown import Drain, draining_on_sigterm
+from backend.tags.router import router as tags_router
 from backend.todos.router import router as todos_router
 from backend.users.dependencies import install_user_handlers
 from backend.users.router import router as users_router
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(health.router)
     app.include_router(todos_router)
+    app.include_router(tags_router)
     app.include_router(users_router)
     return app
 

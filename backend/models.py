@@ -3,9 +3,10 @@
 from sqlmodel import SQLModel
 
 from backend.idempotency import IdempotencyKey
+from backend.tags.models import Tag, TodoTag
 from backend.todos.models import Todo
 from backend.users.models import User
 
 metadata = SQLModel.metadata
 
-__all__ = ["IdempotencyKey", "Todo", "User", "metadata"]
+__all__ = ["IdempotencyKey", "Tag", "Todo", "TodoTag", "User", "metadata"]

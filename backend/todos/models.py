@@ -2,7 +2,6 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
@@ -13,9 +12,9 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    Row,
     Table,
     Text,
+    UniqueConstraint,
     false,
     func,
     text,
@@ -42,10 +41,6 @@ PRIORITY_TYPE = Enum(
 )
 
 
-# What the repository returns: a row of `todo`, read like a Todo (`row.title`).
-TodoRow = Row[Any]
-
-
 class Todo(SQLModel, table=True):
     __tablename__ = "todo"
     __table_args__ = (
@@ -57,11 +52,23 @@ class Todo(SQLModel, table=True):
         ),
         CheckConstraint("completed = (completed_at IS NOT NULL)", name="completed_at"),
         CheckConstraint("version >= 1", name="version_positive"),
+        CheckConstraint("recurrence IS NULL OR due_at IS NOT NULL", name="recurrence_due"),
+        CheckConstraint("remind_at <= due_at", name="remind_before_due"),
+        # What todo_tag's foreign key points at (id alone is the primary key).
+        UniqueConstraint("user_id", "id"),
+        # A todo has at most one successor, whatever the code does.
+        Index(
+            "ix_todo_previous",
+            "previous_id",
+            unique=True,
+            postgresql_where=text("previous_id IS NOT NULL"),
+        ),
         # One index per sort order of GET /todos; each ends in id, the tie-breaker.
         Index("ix_todo_user_created", "user_id", text("created_at DESC"), text("id DESC")),
         Index("ix_todo_user_due", "user_id", "due_at", "id"),
         Index("ix_todo_user_priority", "user_id", "priority", "id"),
         Index("ix_todo_user_title", "user_id", func.lower(text("title")), "id"),
+        Index("ix_todo_user_remind", "user_id", "remind_at", "id"),
         # Serves `q` (ILIKE on title and description) through pg_trgm.
         Index(
             "ix_todo_search",
@@ -94,6 +101,16 @@ class Todo(SQLModel, table=True):
     version: int = Field(
         default=1, sa_column=Column(Integer, nullable=False, server_default=text("1"))
     )
+    # An RRULE value (backend.todos.recurrence), expanded in `time_zone`.
+    recurrence: str | None = Field(default=None, sa_column=Column(Text))
+    time_zone: str = Field(
+        default="UTC", sa_column=Column(Text, nullable=False, server_default="UTC")
+    )
+    remind_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+    # The chain of a recurring series. Plain ids, not foreign keys: `next_id` records, for
+    # ever, that a successor was spawned, even after that successor is deleted.
+    next_id: UUID | None = Field(default=None, sa_column=Column(PgUUID(as_uuid=True)))
+    previous_id: UUID | None = Field(default=None, sa_column=Column(PgUUID(as_uuid=True)))
 
 
 # The table itself, for SQLAlchemy Core statements (the hot paths): comparisons on Core

@@ -2,8 +2,8 @@
 condition, and the opaque cursor that carries the last row's position.
 
 Every order ends in `id`, so rows with equal keys still have a strict order and pages never
-overlap or skip, whatever is inserted or deleted between requests. `due_at` is nullable:
-todos without one come last in both directions.
+overlap or skip, whatever is inserted or deleted between requests. `due_at` and `remind_at`
+are nullable: todos without one come last in both directions.
 """
 
 import base64
@@ -25,8 +25,11 @@ from backend.todos.records import TodoRecord
 C = TODOS.c
 
 SortKey = Literal[
-    "created_at", "-created_at", "due_at", "-due_at", "priority", "-priority", "title", "-title"
-]
+    "created_at", "-created_at", "due_at", "-due_at", "priority", "-priority", "title", "-title",
+    "remind_at", "-remind_at",
+]  # fmt: skip
+NULLABLE_KEYS = frozenset({"due_at", "remind_at"})
+MOMENT_KEYS = frozenset({"created_at", "due_at", "remind_at"})
 SORT_KEYS: tuple[str, ...] = get_args(SortKey)
 
 # Not a secret: the cursor only positions the caller within their own rows, and every value
@@ -75,23 +78,24 @@ class SortOrder:
     def order_by(self) -> list[Any]:
         direction = "desc" if self.descending else "asc"
         key = getattr(self.key, direction)()
-        if self.field == "due_at":
+        if self.field in NULLABLE_KEYS:
             key = key.nulls_last()
         return [key, getattr(C.id, direction)()]
 
     def after(self, null_key: bool) -> ColumnElement[bool]:
         """Rows after the position bound as `after_key` and `after_id` (only `after_id` when
-        the position's key is null: only due_at is nullable, and the nulls come last)."""
+        the position's key is null: nulls come last)."""
         after_id = bindparam("after_id", type_=C.id.type)
+        column = C[self.field]
         if null_key:
-            return and_(C.due_at.is_(None), self._beyond(C.id, after_id))
+            return and_(column.is_(None), self._beyond(C.id, after_id))
         after_key = bindparam("after_key", type_=C[self.field].type)
         # PostgreSQL lowers the cursor's title exactly as it lowers the column. Python's
         # str.lower() differs (final sigma, dotted I, ...), which repeated or skipped rows.
         key = func.lower(after_key) if self.field == "title" else after_key
         beyond = self._beyond(tuple_(self.key, C.id), tuple_(key, after_id))
-        if self.field == "due_at":
-            return or_(and_(C.due_at.is_not(None), beyond), C.due_at.is_(None))
+        if self.field in NULLABLE_KEYS:
+            return or_(and_(column.is_not(None), beyond), column.is_(None))
         return beyond
 
     def _beyond(self, left: Any, right: Any) -> ColumnElement[bool]:
@@ -108,10 +112,10 @@ class SortOrder:
         """The sort key a cursor carries, as the column's type; ValueError if it cannot be
         one (a cursor is client input: it may have been made up)."""
         if text is None:
-            if self.field != "due_at":
-                raise ValueError("only due_at may be null")
+            if self.field not in NULLABLE_KEYS:
+                raise ValueError(f"{self.field} is never null")
             return None
-        if self.field in ("created_at", "due_at"):
+        if self.field in MOMENT_KEYS:
             moment = datetime.fromisoformat(text)
             if moment.tzinfo is None:
                 raise ValueError("naive datetime")

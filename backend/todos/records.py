@@ -32,6 +32,12 @@ class TodoRecord(Struct, frozen=True):
     completed_at: datetime | None
     priority: Priority
     due_at: datetime | None
+    remind_at: datetime | None
+    recurrence: str | None
+    time_zone: str
+    tags: tuple[str, ...]  # names, sorted case-insensitively
+    next_id: UUID | None  # the successor this one spawned when completed (recurring only)
+    previous_id: UUID | None  # the todo whose completion spawned this one
     created_at: datetime
     updated_at: datetime
     version: int
@@ -39,11 +45,13 @@ class TodoRecord(Struct, frozen=True):
     @classmethod
     def from_row(cls, row: Any) -> Self:
         """From a database row whose columns are `COLUMNS`, in order."""
-        (id_, title, description, completed, completed_at, priority, due_at, created, updated,
+        (id_, title, description, completed, completed_at, priority, due_at, remind_at,
+         recurrence, time_zone, tags, next_id, previous_id, created, updated,
          version) = row  # fmt: skip
         return cls(
             id_, title, description, completed, completed_at, _PRIORITIES[priority], due_at,
-            created, updated, version,
+            remind_at, recurrence, time_zone, tuple(tags), next_id, previous_id, created,
+            updated, version,
         )  # fmt: skip
 
     def to_json(self) -> bytes:
@@ -57,12 +65,24 @@ class TodoRecord(Struct, frozen=True):
 COLUMNS: tuple[str, ...] = TodoRecord.__struct_fields__
 
 
+class TagRef(Struct, frozen=True):
+    """A tag as a todo refers to it."""
+
+    id: UUID
+    name: str
+
+
 class NewTodo(Struct, frozen=True):
     title: str
     description: str | None = None
     completed: bool = False
     priority: Priority = Priority.medium
     due_at: datetime | None = None
+    remind_at: datetime | None = None
+    recurrence: str | None = None
+    time_zone: str = "UTC"
+    tags: tuple[str, ...] = ()  # names; unknown ones are created
+    previous_id: UUID | None = None  # set only for the successor of a recurring todo
 
 
 class TodoChanges(Struct, frozen=True):
@@ -74,14 +94,23 @@ class TodoChanges(Struct, frozen=True):
     completed: bool | UnsetType = UNSET
     priority: Priority | UnsetType = UNSET
     due_at: datetime | UnsetType | None = UNSET
+    remind_at: datetime | UnsetType | None = UNSET
+    recurrence: str | UnsetType | None = UNSET
+    time_zone: str | UnsetType = UNSET
+    tags: tuple[str, ...] | UnsetType = UNSET  # the whole new set of names
 
     def values(self) -> dict[str, Any]:
-        """The fields that are set, by column name."""
+        """The fields that are set, by column name (`tags` is not a column: not included)."""
         return {
             name: value
             for name in self.__struct_fields__
-            if (value := getattr(self, name)) is not UNSET
+            if name != "tags" and (value := getattr(self, name)) is not UNSET
         }
+
+    @property
+    def completes(self) -> bool:
+        """Whether this change marks the todo completed (which may spawn a successor)."""
+        return self.completed is True
 
 
 class TodoFilter(Struct, frozen=True):
@@ -92,6 +121,8 @@ class TodoFilter(Struct, frozen=True):
     text: str | None = None  # case-insensitive, literal, in title or description
     due_after: datetime | None = None  # inclusive
     due_before: datetime | None = None  # exclusive
+    remind_before: datetime | None = None  # exclusive
+    tags: tuple[str, ...] | None = None  # names; todos carrying all of them
 
     def values(self) -> dict[str, Any]:
         """The conditions that are set, by name."""

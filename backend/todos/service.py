@@ -1,14 +1,19 @@
 """Todo use cases, for one user. The service decides each unit of work: a single statement
-runs on an autocommit connection (atomic by itself, no BEGIN/COMMIT round trips); an
-idempotent create opens the one transaction its statements must share."""
+runs on an autocommit connection (atomic by itself, no BEGIN/COMMIT round trips); a use case
+of several statements — an idempotent create, setting tags (which may create them), the
+completion of a recurring todo (which spawns its successor) — opens the one transaction they
+must share."""
 
 from typing import NoReturn
 from uuid import UUID
 
-from msgspec import Struct
+from msgspec import UNSET, Struct
+from uuid_utils.compat import uuid7
 
 from backend.db import Database
 from backend.idempotency import IdempotencyStore
+from backend.tags.repository import TagRepository
+from backend.todos import recurrence
 from backend.todos.errors import TodoNotFound, VersionMismatch
 from backend.todos.pagination import SortOrder, decode_cursor, encode_cursor
 from backend.todos.records import (
@@ -64,34 +69,68 @@ class TodoService:
         return todo
 
     async def create(self, new: NewTodo, idempotency: IdempotencyKey | None = None) -> Created:
-        if idempotency is None:
+        if idempotency is None and not new.tags:
             async with self._database.connection() as connection:
                 return Created(await TodoRepository(connection, self._user_id).create(new))
-        # The todo and the stored outcome commit together, under the key's lock (see
-        # backend.idempotency), before the response is sent.
+        # The todo, its tags and the stored outcome commit together, under the key's lock
+        # (see backend.idempotency), before the response is sent.
         async with self._database.transaction() as connection:
             store = IdempotencyStore(connection, self._user_id)
-            stored = await store.claim(idempotency.key, idempotency.request_hash)
-            if stored is not None:
-                return Created(TodoRecord.from_json(stored), replayed=True)
-            todo = await TodoRepository(connection, self._user_id).create(new)
-            await store.save(idempotency.key, idempotency.request_hash, todo.to_json())
+            if idempotency is not None:
+                stored = await store.claim(idempotency.key, idempotency.request_hash)
+                if stored is not None:
+                    return Created(TodoRecord.from_json(stored), replayed=True)
+            tag_ids = await TagRepository(connection, self._user_id).resolve(new.tags)
+            todo = await TodoRepository(connection, self._user_id).create(new, tag_ids)
+            if idempotency is not None:
+                await store.save(idempotency.key, idempotency.request_hash, todo.to_json())
             return Created(todo)
 
     async def update(
         self, todo_id: UUID, changes: TodoChanges, expected: ExpectedVersions = None
     ) -> TodoRecord:
+        if changes.tags is not UNSET or (changes.completes and changes.recurrence is not UNSET):
+            return await self._update_locked(todo_id, changes, expected)
         async with self._database.connection() as connection:
             todos = TodoRepository(connection, self._user_id)
-            if changes.values():
-                todo = await todos.update(todo_id, changes, expected)
-                stale = todo is None and await todos.exists(todo_id)
-            else:  # nothing to write: answer as a write would
+            if not changes.values():  # nothing to write: answer as a write would
                 todo = await todos.get(todo_id)
-                stale = todo is not None and bool(expected) and todo.version not in (expected or ())
-        if todo is None or stale:
-            await self._not_written(stale)
-        return todo
+                if todo is not None and (not expected or todo.version in expected):
+                    return todo
+                stale = todo is not None
+            else:
+                # One statement, unless it is the completion of a recurring todo: then the
+                # statement writes nothing and the locked path below takes over.
+                todo = await todos.update(
+                    todo_id, changes, expected, cannot_spawn=changes.completes
+                )
+                if todo is not None:
+                    return todo
+                stale = not changes.completes and await todos.exists(todo_id)
+        if changes.completes:
+            return await self._update_locked(todo_id, changes, expected)
+        await self._not_written(stale)
+
+    async def _update_locked(
+        self, todo_id: UUID, changes: TodoChanges, expected: ExpectedVersions
+    ) -> TodoRecord:
+        """An update that sets tags or may spawn a successor: several statements, one
+        transaction, the todo locked first (so concurrent completions spawn one successor)."""
+        async with self._database.transaction() as connection:
+            todos = TodoRepository(connection, self._user_id)
+            current = await todos.lock(todo_id)
+            if current is not None and (not expected or current.version in expected):
+                tag_ids = None
+                if changes.tags is not UNSET:
+                    tag_ids = await TagRepository(connection, self._user_id).resolve(changes.tags)
+                successor = _successor(current, changes)
+                successor_id = None if successor is None else uuid7()
+                todo = await todos.update(todo_id, changes, tag_ids=tag_ids, next_id=successor_id)
+                assert todo is not None  # locked: still there
+                if successor is not None and successor_id is not None:
+                    await todos.spawn(successor, successor_id)
+                return todo
+        await self._not_written(stale=current is not None)
 
     async def delete(self, todo_id: UUID, expected: ExpectedVersions = None) -> None:
         async with self._database.connection() as connection:
@@ -124,3 +163,34 @@ class TodoService:
         async with self._database.connection() as connection:
             if not await UserRepository(connection, self._user_id).exists():
                 raise UserGone()
+
+
+# What a successor takes from its predecessor (as the completing change leaves it), beside
+# its tags, which the database copies.
+_INHERITED = ("title", "description", "priority", "due_at", "remind_at", "recurrence", "time_zone")
+
+
+def _successor(current: TodoRecord, changes: TodoChanges) -> NewTodo | None:
+    """The successor that applying `changes` to `current` spawns: only the first completion
+    of a recurring todo spawns one, and only while its series lasts."""
+    if not changes.completes or current.completed or current.next_id is not None:
+        return None
+    after = {name: getattr(current, name) for name in _INHERITED} | changes.values()
+    rule, due_at, time_zone = after["recurrence"], after["due_at"], after["time_zone"]
+    if rule is None or due_at is None:  # no series (or an invalid change: the write refuses it)
+        return None
+    following = recurrence.successor(rule, due_at, time_zone)
+    if following is None:
+        return None
+    remind_at = after["remind_at"]
+    return NewTodo(
+        title=after["title"],
+        description=after["description"],
+        priority=after["priority"],
+        due_at=following.due_at,
+        # The reminder keeps its distance before the due date.
+        remind_at=None if remind_at is None else following.due_at - (due_at - remind_at),
+        recurrence=following.recurrence,
+        time_zone=time_zone,
+        previous_id=current.id,
+    )

@@ -6,14 +6,22 @@ and kept: there are few shapes, and each keeps exact SQL (and so its own query p
 of one statement full of `$n IS NULL OR ...` that the planner cannot use indexes for.
 
 Every statement is scoped by `user_id = $user_id`; TodoRepository supplies it.
+
+A todo's `tags` (its tag names, sorted case-insensitively) are aggregated in the statement
+that reads or writes the todo, so reading one todo or a page stays one round trip. A write
+that sets the tags links them in the same statement (data-modifying CTEs) and answers with the
+names of the tags it was given, since no part of a statement sees the others' writes.
 """
 
 from functools import cache
+from typing import Any
 
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
     Integer,
+    Text,
+    all_,
     and_,
     any_,
     bindparam,
@@ -23,18 +31,55 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
+    or_,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import UUID as PgUUID
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.sql.selectable import CTE
 
 from backend.sql import Statement
+from backend.tags.models import TAGS, TODO_TAGS
 from backend.todos.models import TODOS
 from backend.todos.pagination import SortOrder
 from backend.todos.records import COLUMNS
 
 C = TODOS.c
-RETURNED = [C[name] for name in COLUMNS]
+T = TAGS.c
+LINKS = TODO_TAGS.c
 ONE: ColumnElement[int] = literal_column("1", Integer)
+NO_TAGS: ColumnElement[Any] = literal_column("'{}'::text[]")
+TAG_IDS = bindparam("tag_ids", type_=ARRAY(PgUUID()))
+
+
+def _names(query: Any) -> ColumnElement[Any]:
+    """The tag names of `query` (a SELECT from `tag`) as a sorted array, never NULL."""
+    ordered = aggregate_order_by(T.name, func.lower(T.name), T.name)
+    return func.coalesce(
+        query.with_only_columns(func.array_agg(ordered)).scalar_subquery(), NO_TAGS
+    )
+
+
+def _tags_of(todo_id: Any) -> ColumnElement[Any]:
+    """The names of the tags linked to `todo_id`."""
+    linked = select(T.name).select_from(TODO_TAGS.join(TAGS, T.id == LINKS.tag_id))
+    return _names(linked.where(LINKS.todo_id == todo_id))
+
+
+# The names of the tags `tag_ids`: what a write that links them answers with.
+GIVEN_TAGS = _names(select(T.name).where(T.user_id == bindparam("user_id"), T.id == any_(TAG_IDS)))
+
+
+def _returned(source: Any = TODOS, tags: ColumnElement[Any] | None = None) -> list[Any]:
+    """The columns of a TodoRecord, in order, from `source` (the table or a CTE)."""
+    if tags is None:
+        tags = _tags_of(source.c.id)
+    return [tags if name == "tags" else source.c[name] for name in COLUMNS]
+
+
+RETURNED = _returned()
 
 
 def _mine(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -51,20 +96,51 @@ def _one(*, guarded: bool = False) -> ColumnElement[bool]:
 
 GET = Statement.compile(select(*RETURNED).where(_one()))
 EXISTS = Statement.compile(select(exists().where(_one())))
-INSERT = Statement.compile(
-    insert(TODOS)
-    .values(
-        id=bindparam("id"),
-        user_id=bindparam("user_id"),
-        title=bindparam("title"),
-        description=bindparam("description"),
-        completed=bindparam("completed"),
-        completed_at=case((bindparam("completed"), func.now())),
-        priority=bindparam("priority"),
-        due_at=bindparam("due_at"),
-    )
-    .returning(*RETURNED)
+_NEW_TODO = insert(TODOS).values(
+    id=bindparam("id"),
+    user_id=bindparam("user_id"),
+    title=bindparam("title"),
+    description=bindparam("description"),
+    completed=bindparam("completed"),
+    completed_at=case((bindparam("completed"), func.now())),
+    priority=bindparam("priority"),
+    due_at=bindparam("due_at"),
+    remind_at=bindparam("remind_at"),
+    recurrence=bindparam("recurrence"),
+    time_zone=bindparam("time_zone"),
+    previous_id=bindparam("previous_id"),
 )
+INSERT = Statement.compile(_NEW_TODO.returning(*_returned(tags=NO_TAGS)))
+
+
+def _linking(target: CTE) -> Any:
+    """An INSERT that links the todo written by `target` to the tags `tag_ids`."""
+    rows = select(target.c.user_id, target.c.id, func.unnest(TAG_IDS))
+    return (
+        pg_insert(TODO_TAGS)
+        .from_select(["user_id", "todo_id", "tag_id"], rows)
+        .on_conflict_do_nothing()
+        .cte("linked")
+    )
+
+
+_created = _NEW_TODO.returning(*TODOS.c).cte("created")
+# A todo and its links to the tags `tag_ids`, in one statement.
+INSERT_TAGGED = Statement.compile(
+    select(*_returned(_created, GIVEN_TAGS)).add_cte(_linking(_created))
+)
+# The successor of a completed recurring todo, carrying the same tags as `previous_id`.
+_spawned = _NEW_TODO.returning(C.user_id, C.id).cte("spawned")
+_copied_links = insert(TODO_TAGS).from_select(
+    ["user_id", "todo_id", "tag_id"],
+    select(_spawned.c.user_id, _spawned.c.id, LINKS.tag_id).where(
+        LINKS.user_id == bindparam("user_id"), LINKS.todo_id == bindparam("previous_id")
+    ),
+)
+SPAWN = Statement.compile(select(_spawned.c.id).add_cte(_copied_links.cte("copied")))
+# The todo, locked until the transaction ends: a completion that may spawn a successor reads
+# and decides under this lock, so a concurrent one waits and then sees it completed.
+LOCK = Statement.compile(select(*RETURNED).where(_one()).with_for_update(of=TODOS))
 CLEAR_COMPLETED = Statement.compile(delete(TODOS).where(_mine(C.completed)))
 STATS = Statement.compile(
     select(
@@ -80,10 +156,19 @@ def delete_one(*, guarded: bool) -> Statement:
     return Statement.compile(delete(TODOS).where(_one(guarded=guarded)).returning(C.id))
 
 
+# A completion that cannot spawn a successor: not recurring, already completed, or already
+# spawned one. Completions are written in one statement with this condition; only those that
+# fail it (a recurring todo's first completion) take the locked path.
+CANNOT_SPAWN = or_(C.recurrence.is_(None), C.completed, C.next_id.is_not(None))
+
+
 @cache
-def update_one(fields: frozenset[str], *, guarded: bool) -> Statement:
+def update_one(
+    fields: frozenset[str], *, guarded: bool, tagged: bool = False, cannot_spawn: bool = False
+) -> Statement:
     """UPDATE of `fields` (each bound under its own name) that bumps the version; with
-    `guarded`, only if the version is one of `versions` (If-Match)."""
+    `guarded`, only if the version is one of `versions` (If-Match); with `tagged`, the todo's
+    tags become exactly `tag_ids`; with `cannot_spawn`, only if CANNOT_SPAWN holds."""
     values: dict[str, object] = {name: bindparam(name, type_=C[name].type) for name in fields}
     values["version"] = C.version + ONE
     values["updated_at"] = func.now()
@@ -92,8 +177,20 @@ def update_one(fields: frozenset[str], *, guarded: bool) -> Statement:
         values["completed_at"] = case(
             (bindparam("completed"), func.coalesce(C.completed_at, func.now()))
         )
+    where = _one(guarded=guarded)
+    if cannot_spawn:
+        where = and_(where, CANNOT_SPAWN)
+    statement = update(TODOS).where(where).values(values)
+    if not tagged:
+        return Statement.compile(statement.returning(*RETURNED))
+    updated = statement.returning(*TODOS.c).cte("updated")
+    unlinked = delete(TODO_TAGS).where(
+        LINKS.user_id == bindparam("user_id"),
+        LINKS.todo_id.in_(select(updated.c.id)),
+        LINKS.tag_id != all_(TAG_IDS),
+    )
     return Statement.compile(
-        update(TODOS).where(_one(guarded=guarded)).values(values).returning(*RETURNED)
+        select(*_returned(updated, GIVEN_TAGS)).add_cte(unlinked.cte("unlinked"), _linking(updated))
     )
 
 
@@ -110,7 +207,27 @@ def _condition(name: str) -> ColumnElement[bool]:
             return C.due_at >= bindparam("due_after")
         case "due_before":
             return C.due_at < bindparam("due_before")
+        case "remind_before":
+            return C.remind_at < bindparam("remind_before")
+        case "tags":
+            return C.id.in_(_TAGGED_WITH_ALL)
     raise ValueError(f"no such filter: {name}")
+
+
+# The user's todos carrying every tag named in `tags` (case-insensitively): each requested
+# name matches at most one tag, so a todo qualifies when it has as many matching links as
+# there are distinct requested names.
+_requested = select(func.lower(literal_column("requested"))).select_from(
+    func.unnest(bindparam("tags", type_=ARRAY(Text))).alias("requested")
+)
+_DISTINCT_NAMES = func.count(func.distinct(func.lower(literal_column("requested"))))
+_TAGGED_WITH_ALL = (
+    select(LINKS.todo_id)
+    .select_from(TODO_TAGS.join(TAGS, T.id == LINKS.tag_id))
+    .where(T.user_id == bindparam("user_id"), func.lower(T.name).in_(_requested))
+    .group_by(LINKS.todo_id)
+    .having(func.count() == _requested.with_only_columns(_DISTINCT_NAMES).scalar_subquery())
+)
 
 
 @cache

@@ -1,0 +1,45 @@
+"""Tag use cases, for one user (see backend.todos.service for how units of work are chosen)."""
+
+from uuid import UUID
+
+from backend.db import Database
+from backend.tags.errors import TagNotFound
+from backend.tags.records import NewTag, TagChanges, TagRecord
+from backend.tags.repository import TagRepository
+
+
+class TagService:
+    def __init__(self, database: Database, user_id: str) -> None:
+        self._database = database
+        self._user_id = user_id
+
+    async def all(self) -> list[TagRecord]:
+        async with self._database.connection() as connection:
+            return await TagRepository(connection, self._user_id).all()
+
+    async def get(self, tag_id: UUID) -> TagRecord:
+        async with self._database.connection() as connection:
+            tag = await TagRepository(connection, self._user_id).get(tag_id)
+        if tag is None:
+            raise TagNotFound()
+        return tag
+
+    async def create(self, new: NewTag) -> TagRecord:
+        # The bound on tags per user is checked under a lock that lives as long as this
+        # transaction.
+        async with self._database.transaction() as connection:
+            return await TagRepository(connection, self._user_id).create(new)
+
+    async def update(self, tag_id: UUID, changes: TagChanges) -> TagRecord:
+        if not changes.values():
+            return await self.get(tag_id)
+        async with self._database.connection() as connection:
+            tag = await TagRepository(connection, self._user_id).update(tag_id, changes)
+        if tag is None:
+            raise TagNotFound()
+        return tag
+
+    async def delete(self, tag_id: UUID) -> None:
+        async with self._database.connection() as connection:
+            if not await TagRepository(connection, self._user_id).delete(tag_id):
+                raise TagNotFound()
