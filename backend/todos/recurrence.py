@@ -128,19 +128,22 @@ def successor(rule: str, due_at: datetime, time_zone: str) -> Successor | None:
         return None
     try:
         start = due_at.astimezone(zone)
-        if _never_again(compiled.rule, start):
-            return None
-        # dateutil compares occurrences with `start` by wall-clock time (they share tzinfo);
-        # insisting on a later instant as well only matters where a zone's clocks once went
-        # back by a day or more (e.g. Alaska, 1867).
-        instant = due_at.astimezone(UTC)
+    except OverflowError:  # the local date is beyond year 9999 (or before year 1)
+        return None
+    if _never_again(compiled.rule, start):
+        return None
+    instant = due_at.astimezone(UTC)
+    try:
+        # dateutil compares occurrences with `start` by wall-clock time (they share tzinfo).
+        # The next day's wall-clock time is a later instant in every zone's history, even
+        # across a gap (read with the offset before it); the instant check is only a guard.
         for occurrence in compiled.template.replace(dtstart=start).xafter(start):
             next_due = occurrence.astimezone(UTC)
             if next_due > instant:
                 break
         else:
             return None
-    except (OverflowError, ValueError):  # a date beyond year 9999 (or before year 1)
+    except (OverflowError, ValueError):  # dateutil or astimezone went beyond year 9999
         return None
     rest = compiled.rule if count is None else replace(compiled.rule, count=count - 1)
     return Successor(next_due, rest.text)
@@ -289,7 +292,7 @@ def _never_again(rule: _Rule, start: datetime) -> bool:
     if nearest != 29:
         return nearest > 29
     # February, the 29th at best: is any year the rule visits a leap year?
-    return True
+    return not any(isleap(year) for year in range(start.year, MAXYEAR + 1, interval // 12))
 
 
 @functools.cache
