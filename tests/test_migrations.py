@@ -17,7 +17,7 @@ from backend import migrations
 from backend.db import create_engine
 from tests.support import alembic_check, make_settings
 
-OUR_TABLES = {"user", "todo", "idempotency_key"}
+OUR_TABLES = {"user", "todo", "idempotency_key", "tag", "todo_tag"}
 
 # Better Auth 1.7's PostgreSQL `user` table as its CREATE TABLE writes it ("emailVerified"
 # without a default; only its ALTER path adds `DEFAULT false`), and its `session` table.
@@ -149,6 +149,34 @@ async def test_downgrade_base_removes_everything_and_upgrade_works_again(
 
     assert await public_tables(scratch) == OUR_TABLES | {"alembic_version"}
     assert await is_at_head(scratch)
+
+
+async def test_0002_keeps_existing_todos_and_its_downgrade_keeps_them_too(
+    scratch: AsyncEngine,
+) -> None:
+    """Tags, recurrence and reminders arrive on a database that already holds todos: every
+    new column is nullable or defaulted, and going back to 0001 loses no todo."""
+    await migrations.upgrade_engine(scratch, "0001")
+    await execute(
+        scratch,
+        """INSERT INTO "user" (id, name, email) VALUES ('u1', 'U', 'u1@example.com')""",
+        "INSERT INTO todo (id, user_id, title) VALUES (gen_random_uuid(), 'u1', 'kept')",
+    )
+
+    await migrations.upgrade_engine(scratch)
+    async with scratch.connect() as connection:
+        row = (
+            await connection.execute(
+                text("SELECT title, time_zone, recurrence, remind_at, next_id FROM todo")
+            )
+        ).one()
+    assert tuple(row) == ("kept", "UTC", None, None, None)
+
+    await downgrade(scratch, "0001")
+    assert await public_tables(scratch) == {"user", "todo", "idempotency_key", "alembic_version"}
+    async with scratch.connect() as connection:
+        titles = (await connection.scalars(text("SELECT title FROM todo"))).all()
+    assert titles == ["kept"]
 
 
 async def test_upgrade_is_idempotent(scratch: AsyncEngine) -> None:

@@ -295,6 +295,11 @@ def _never_again(rule: _Rule, start: datetime) -> bool:
     return not any(isleap(year) for year in range(start.year, MAXYEAR + 1, interval // 12))
 
 
+def time_zones() -> list[str]:
+    """Every name check_time_zone() accepts, sorted (for the OpenAPI document)."""
+    return sorted(_known_zones())
+
+
 @functools.cache
 def _known_zones() -> frozenset[str]:
     """The IANA zone names, read once: available_timezones() walks the zoneinfo directories."""

@@ -25,7 +25,7 @@ from backend.text import NO_NUL_PATTERN, storable
 from backend.todos.models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Priority
 from backend.todos.pagination import SortKey
 from backend.todos.records import NewTodo, TodoChanges, TodoFilter
-from backend.todos.recurrence import check_time_zone, normalize_rule
+from backend.todos.recurrence import check_time_zone, normalize_rule, time_zones
 
 MAX_TAGS_PER_TODO = 20
 
@@ -50,6 +50,9 @@ Recurrence = Annotated[
     StringConstraints(max_length=200),
     AfterValidator(normalize_rule),
     Field(
+        # The characters a rule can have; which rules are valid the description says (a 422
+        # names what is wrong).
+        pattern=r"^[A-Za-z0-9=;,+\-]+$",
         description=(
             "An RFC 5545 RRULE value without the `RRULE:` prefix: FREQ=DAILY|WEEKLY|MONTHLY|"
             "YEARLY, optional INTERVAL (1-1000), BYDAY (weekly), BYMONTHDAY (monthly), COUNT or "
@@ -62,7 +65,10 @@ TimeZone = Annotated[
     str,
     StringConstraints(max_length=64),
     AfterValidator(check_time_zone),
-    Field(description="An IANA time zone; recurrences keep the local time of day in it."),
+    Field(
+        description="An IANA time zone; recurrences keep the local time of day in it.",
+        json_schema_extra={"enum": time_zones()},
+    ),
 ]
 TagNames = Annotated[
     list[TagName],
