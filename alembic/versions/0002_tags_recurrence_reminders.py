@@ -29,9 +29,7 @@ def upgrade() -> None:
     op.create_check_constraint(
         op.f("todo_recurrence_due_check"), "todo", "recurrence IS NULL OR due_at IS NOT NULL"
     )
-    op.create_check_constraint(
-        op.f("todo_remind_before_due_check"), "todo", "remind_at <= due_at"
-    )
+    op.create_check_constraint(op.f("todo_remind_before_due_check"), "todo", "remind_at <= due_at")
     op.create_unique_constraint(op.f("todo_user_id_id_key"), "todo", ["user_id", "id"])
     op.create_index(
         "ix_todo_previous",
