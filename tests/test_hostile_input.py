@@ -90,6 +90,8 @@ async def test_cursors_sorts_and_filters(client: httpx.AsyncClient, alice: Heade
             {"due_before": raw},
             {"due_after": raw, "priority": raw},
             {"limit": raw, "completed": raw},
+            {"tag": raw},
+            {"remind_before": raw, "sort": sort.encode(), "tag": raw},
         ):
             never_5xx(api.request("GET", "/todos?" + query(**values), headers=alice))
 
@@ -101,7 +103,20 @@ async def test_body_fields(client: httpx.AsyncClient, alice: Headers) -> None:
 
     @EXAMPLES
     @given(
-        field=st.sampled_from(["title", "description", "completed", "priority", "due_at", "x"]),
+        field=st.sampled_from(
+            [
+                "title",
+                "description",
+                "completed",
+                "priority",
+                "due_at",
+                "remind_at",
+                "recurrence",
+                "time_zone",
+                "tags",
+                "x",
+            ]
+        ),
         value=json_values,
     )
     def check(api: BlockingClient, field: str, value: Any) -> None:
@@ -110,6 +125,65 @@ async def test_body_fields(client: httpx.AsyncClient, alice: Headers) -> None:
         never_5xx(api.request("POST", "/todos", content=body, headers=headers))
         changes = json.dumps({field: value}).encode()
         never_5xx(api.request("PATCH", f"/todos/{todo['id']}", content=changes, headers=headers))
+
+    await run(client, lambda api: check(api))
+
+
+async def test_tag_bodies(client: httpx.AsyncClient, alice: Headers) -> None:
+    tag = (await client.post("/tags", json={"name": "mine"}, headers=alice)).json()
+    todo = await create_todo(client, alice)
+
+    @EXAMPLES
+    @given(name=json_values, color=json_values, names=st.lists(any_text, max_size=25))
+    def check(api: BlockingClient, name: Any, color: Any, names: list[str]) -> None:
+        headers = {**alice, "Content-Type": "application/json"}
+        for body in ({"name": name}, {"name": name, "color": color}, {"color": color}):
+            content = json.dumps(body).encode()
+            never_5xx(api.request("POST", "/tags", content=content, headers=headers))
+            never_5xx(api.request("PATCH", f"/tags/{tag['id']}", content=content, headers=headers))
+        content = json.dumps({"tags": names}).encode()
+        never_5xx(api.request("PATCH", f"/todos/{todo['id']}", content=content, headers=headers))
+
+    await run(client, lambda api: check(api))
+
+
+RULE_PARTS = st.sampled_from(
+    ["FREQ", "INTERVAL", "BYDAY", "BYMONTHDAY", "COUNT", "UNTIL", "BYSETPOS", "freq", "WKST"]
+)
+RULE_VALUES = st.one_of(
+    st.sampled_from(["DAILY", "WEEKLY", "MONTHLY", "YEARLY", "HOURLY", "MO,WE", "-1", "31"]),
+    st.integers(-(10**6), 10**12).map(str),
+    st.sampled_from(["99991231T235959Z", "00010101T000000Z", "20300101T000000", ""]),
+    any_text,
+)
+
+
+async def test_recurrence_rules_and_completions(client: httpx.AsyncClient, alice: Headers) -> None:
+    """Made-up rules, zones and due dates (up to the edges of the calendar), and the completion
+    that spawns a successor: never a 5xx."""
+
+    @EXAMPLES
+    @given(
+        parts=st.lists(st.tuples(RULE_PARTS, RULE_VALUES), min_size=1, max_size=4),
+        zone=st.sampled_from(["UTC", "Europe/Berlin", "Pacific/Kiritimati", "Etc/GMT+12", "x"]),
+        due_at=st.sampled_from(
+            [
+                "2030-01-31T09:00:00Z",
+                "9999-12-31T23:00:00Z",
+                "0001-01-01T01:00:00Z",
+                "2024-02-29T12:00:00+14:00",
+                "2026-03-29T01:30:00Z",
+            ]
+        ),
+    )
+    def check(api: BlockingClient, parts: list[tuple[str, str]], zone: str, due_at: str) -> None:
+        rule = ";".join(f"{key}={value}" for key, value in parts)
+        body = {"title": "r", "recurrence": rule, "time_zone": zone, "due_at": due_at}
+        created = api.request("POST", "/todos", json=body, headers=alice)
+        never_5xx(created)
+        if created.status_code == 201:
+            url = f"/todos/{created.json()['id']}"
+            never_5xx(api.request("PATCH", url, json={"completed": True}, headers=alice))
 
     await run(client, lambda api: check(api))
 
