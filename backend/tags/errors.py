@@ -19,3 +19,8 @@ class TagNameTaken(Conflict):
 class TagLimitReached(Conflict):
     def __init__(self) -> None:
         super().__init__(f"A user has at most {MAX_TAGS_PER_USER} tags; delete some first.")
+
+
+class TagDeletedMeanwhile(Conflict):
+    def __init__(self) -> None:
+        super().__init__("One of the tags was deleted while this request ran; try again.")

@@ -9,7 +9,7 @@ from uuid_utils.compat import uuid7
 
 from backend.db import Connection
 from backend.tags import statements
-from backend.tags.errors import TagLimitReached, TagNameTaken
+from backend.tags.errors import TagDeletedMeanwhile, TagLimitReached, TagNameTaken
 from backend.tags.models import MAX_TAGS_PER_USER
 from backend.tags.records import NewTag, TagChanges, TagRecord
 from backend.users.errors import UserGone
@@ -84,10 +84,12 @@ class TagRepository:
             await self._connection.execute(sql.sql, *args)
             # A new statement, a new snapshot: it sees what this one and others created.
             found = await self._resolve(names)
-        ids = [tag_id for _, tag_id in found]
-        if None in ids:
-            raise TagLimitReached()
-        return [tag_id for tag_id in ids if tag_id is not None]
+        ids = [tag_id for _, tag_id in found if tag_id is not None]
+        if len(ids) < len(found):  # some are still missing: were they refused?
+            if await self._count() + len(found) - len(ids) > MAX_TAGS_PER_USER:
+                raise TagLimitReached()
+            raise TagDeletedMeanwhile()  # created by another request, then deleted again
+        return ids
 
     async def _resolve(self, names: tuple[str, ...]) -> list[tuple[str, UUID | None]]:
         sql = statements.RESOLVE
@@ -95,6 +97,11 @@ class TagRepository:
             sql.sql, *sql.args(user_id=self._user_id, names=list(names))
         )
         return [(name, tag_id) for name, tag_id in rows]
+
+    async def _count(self) -> int:
+        sql = statements.COUNT
+        count: int = await self._connection.fetchval(sql.sql, *sql.args(user_id=self._user_id))
+        return count
 
     async def _lock(self) -> None:
         sql = statements.LOCK

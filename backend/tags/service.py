@@ -1,11 +1,13 @@
 """Tag use cases, for one user (see backend.todos.service for how units of work are chosen)."""
 
+from typing import NoReturn
 from uuid import UUID
 
 from backend.db import Database
 from backend.tags.errors import TagNotFound
 from backend.tags.records import NewTag, TagChanges, TagRecord
 from backend.tags.repository import TagRepository
+from backend.users.service import check_user_exists
 
 
 class TagService:
@@ -21,7 +23,7 @@ class TagService:
         async with self._database.connection() as connection:
             tag = await TagRepository(connection, self._user_id).get(tag_id)
         if tag is None:
-            raise TagNotFound()
+            await self._not_found()
         return tag
 
     async def create(self, new: NewTag) -> TagRecord:
@@ -36,10 +38,15 @@ class TagService:
         async with self._database.connection() as connection:
             tag = await TagRepository(connection, self._user_id).update(tag_id, changes)
         if tag is None:
-            raise TagNotFound()
+            await self._not_found()
         return tag
 
     async def delete(self, tag_id: UUID) -> None:
         async with self._database.connection() as connection:
-            if not await TagRepository(connection, self._user_id).delete(tag_id):
-                raise TagNotFound()
+            deleted = await TagRepository(connection, self._user_id).delete(tag_id)
+        if not deleted:
+            await self._not_found()
+
+    async def _not_found(self) -> NoReturn:
+        await check_user_exists(self._database, self._user_id)  # 401 if the user is gone
+        raise TagNotFound()

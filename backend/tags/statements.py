@@ -69,6 +69,7 @@ LOCK = Statement.compile(
     select(func.pg_advisory_xact_lock(_LOCK_SPACE, func.hashtext(bindparam("user_id"))))
 )
 _COUNT = select(func.count()).select_from(TAGS).where(_mine()).scalar_subquery()
+COUNT = Statement.compile(select(_COUNT))
 # One tag, unless the user already has `max_tags` (then no row).
 INSERT = Statement.compile(
     insert(TAGS)

@@ -1,6 +1,6 @@
 """What can go wrong with a todo, as problems a client is told about."""
 
-from backend.errors import Conflict, NotFound, PreconditionFailed, UnprocessableContent
+from backend.errors import NotFound, PreconditionFailed, UnprocessableContent
 
 
 class TodoNotFound(NotFound):
@@ -23,11 +23,6 @@ class RecurrenceWithoutDueDate(UnprocessableContent):
 class ReminderAfterDueDate(UnprocessableContent):
     def __init__(self) -> None:
         super().__init__("remind_at must not be after due_at.")
-
-
-class TagDeletedMeanwhile(Conflict):
-    def __init__(self) -> None:
-        super().__init__("One of the tags was deleted while this request ran; try again.")
 
 
 # The CHECK constraints valid-looking input can break, and what each means to a client.

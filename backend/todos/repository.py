@@ -11,8 +11,9 @@ import asyncpg
 from uuid_utils.compat import uuid7
 
 from backend.db import Connection
+from backend.tags.errors import TagDeletedMeanwhile
 from backend.todos import statements
-from backend.todos.errors import VIOLATED_CHECKS, TagDeletedMeanwhile
+from backend.todos.errors import VIOLATED_CHECKS
 from backend.todos.pagination import Position, SortOrder
 from backend.todos.records import (
     ExpectedVersions,

@@ -26,8 +26,7 @@ from backend.todos.records import (
     TodoStats,
 )
 from backend.todos.repository import TodoRepository
-from backend.users.errors import UserGone
-from backend.users.repository import UserRepository
+from backend.users.service import check_user_exists
 
 
 class IdempotencyKey(Struct, frozen=True):
@@ -64,7 +63,7 @@ class TodoService:
         async with self._database.connection() as connection:
             todo = await TodoRepository(connection, self._user_id).get(todo_id)
         if todo is None:
-            await self._check_user_exists()
+            await check_user_exists(self._database, self._user_id)
             raise TodoNotFound()
         return todo
 
@@ -153,16 +152,8 @@ class TodoService:
         is not there at all."""
         if stale:
             raise VersionMismatch()
-        await self._check_user_exists()
+        await check_user_exists(self._database, self._user_id)
         raise TodoNotFound()
-
-    async def _check_user_exists(self) -> None:
-        """A todo id not found: is it because the user itself was deleted (by Better Auth, on
-        a shared database) since this process provisioned them? Then the answer is 401, and
-        the process refuses the user's tokens from now on. Costs a statement only on 404s."""
-        async with self._database.connection() as connection:
-            if not await UserRepository(connection, self._user_id).exists():
-                raise UserGone()
 
 
 # What a successor takes from its predecessor (as the completing change leaves it), beside

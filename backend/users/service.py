@@ -61,3 +61,13 @@ class UserService:
         if user is None:  # known to this process, since deleted
             raise UserGone()
         return user
+
+
+async def check_user_exists(database: Database, user_id: str) -> None:
+    """An id of theirs was not found: is it because the user itself was deleted (by Better
+    Auth, on a shared database) since this process provisioned them? Then UserGone: the
+    answer is 401, and the process refuses the user's tokens from now on. Services call this
+    only on a 404, so it costs a statement only then."""
+    async with database.connection() as connection:
+        if not await UserRepository(connection, user_id).exists():
+            raise UserGone()
