@@ -1,13 +1,15 @@
 """The baseline: what a careful hand-written FastAPI service does for the benchmark's five
 requests. Every request verifies the Ed25519 JWT with PyJWT, runs the same SQL as the API
-through a raw asyncpg pool (no explicit transaction), and serialises with pydantic-core.
-Response shapes follow the API's closely enough that both do the same work per request.
+through a raw asyncpg pool, and serialises with pydantic-core. No explicit transaction, except
+where the API has one: after a completion that matched nothing. Response shapes follow the
+API's (every field, `tags` a list of names) so that both do the same work per request.
 
 It is a yardstick, not a product: no user provisioning (the benchmark seeds the users), no
-problem+json details, no request ids, and PATCH only does what the benchmark sends
-(`{"completed": ...}` with If-Match). Run by benchmarks.run, configured by environment:
-BASELINE_DATABASE_URL, BASELINE_JWKS_URL, BASELINE_ISSUER, BASELINE_AUDIENCE,
-BASELINE_POOL_SIZE, BASELINE_STATEMENT_CACHE_SIZE.
+problem+json details, no request ids, POST takes only the fields the benchmark sends (no tags,
+reminder or recurrence), and PATCH only does what the benchmark sends (`{"completed": ...}`
+with If-Match; the completion of a recurring todo, which the seed has none of, is a 501).
+Run by benchmarks.run, configured by environment: BASELINE_DATABASE_URL, BASELINE_JWKS_URL,
+BASELINE_ISSUER, BASELINE_AUDIENCE, BASELINE_POOL_SIZE, BASELINE_STATEMENT_CACHE_SIZE.
 """
 
 import base64
@@ -15,7 +17,7 @@ import os
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 from uuid import UUID
 
 import asyncpg
@@ -31,53 +33,82 @@ from uuid_utils.compat import uuid7
 # and asyncpg caches it alike. tests/test_benchmark_baseline.py fails when the copies drift.
 # Each comment gives the order of the statement's parameters.
 
-# $1 user_id, $2 todo_id
-GET = (
-    "SELECT todo.id, todo.title, todo.description, todo.completed, todo.completed_at, "
-    "todo.priority, todo.due_at, todo.created_at, todo.updated_at, todo.version \n"
-    "FROM todo \n"
-    "WHERE todo.user_id = $1::VARCHAR AND todo.id = $2::UUID"
+# A todo's tags: the names of the tags linked to it, sorted ignoring case, aggregated in the
+# statement that reads or writes the todo (one round trip, as in the API).
+_TAGS = (
+    "coalesce((SELECT array_agg(tag.name ORDER BY lower(tag.name), tag.name) AS array_agg_1 \n"
+    "FROM todo_tag JOIN tag ON tag.id = todo_tag.tag_id \n"
+    "WHERE todo_tag.todo_id = todo.id), '{}'::text[]) AS coalesce_1"
 )
+# The columns of a todo as the API answers with it, `tags` among them.
+_RETURNED = (
+    "todo.id, todo.title, todo.description, todo.completed, todo.completed_at, "
+    f"todo.priority, todo.due_at, todo.remind_at, todo.recurrence, todo.time_zone, {_TAGS}, "
+    "todo.next_id, todo.previous_id, todo.created_at, todo.updated_at, todo.version"
+)
+# The names of those columns, in order: the fields of each todo in the JSON.
+COLUMNS = (
+    *("id", "title", "description", "completed", "completed_at", "priority", "due_at"),
+    *("remind_at", "recurrence", "time_zone", "tags", "next_id", "previous_id"),
+    *("created_at", "updated_at", "version"),
+)
+_VERSION = COLUMNS.index("version")
+
+# $1 user_id, $2 todo_id
+GET = f"SELECT {_RETURNED} \nFROM todo \nWHERE todo.user_id = $1::VARCHAR AND todo.id = $2::UUID"
 # $1 user_id, $2 limit (one more than the page size: is there a next page?)
 LIST = (
-    "SELECT todo.id, todo.title, todo.description, todo.completed, todo.completed_at, "
-    "todo.priority, todo.due_at, todo.created_at, todo.updated_at, todo.version \n"
+    f"SELECT {_RETURNED} \n"
     "FROM todo \n"
     "WHERE todo.user_id = $1::VARCHAR ORDER BY todo.created_at DESC, todo.id DESC \n"
     " LIMIT $2"
 )
 # $1 user_id, $2 ILIKE pattern of q (contains_pattern), $3 limit
 LIST_Q = (
-    "SELECT todo.id, todo.title, todo.description, todo.completed, todo.completed_at, "
-    "todo.priority, todo.due_at, todo.created_at, todo.updated_at, todo.version \n"
+    f"SELECT {_RETURNED} \n"
     "FROM todo \n"
     "WHERE todo.user_id = $1::VARCHAR AND (todo.title ILIKE $2::VARCHAR OR todo.description "
     "ILIKE $2::VARCHAR) ORDER BY todo.created_at DESC, todo.id DESC \n"
     " LIMIT $3"
 )
-# $1 id, $2 user_id, $3 title, $4 description, $5 completed, $6 priority, $7 due_at
+# $1 id, $2 user_id, $3 title, $4 description, $5 completed, $6 priority, $7 due_at,
+# $8 recurrence, $9 time_zone, $10 remind_at, $11 previous_id (a new todo has no tags yet)
 INSERT = (
     "INSERT INTO todo (id, user_id, title, description, completed, completed_at, priority, "
-    "due_at) VALUES ($1::UUID, $2::VARCHAR, $3::VARCHAR, $4::VARCHAR, $5::BOOLEAN, CASE WHEN $5 "
-    "THEN now() END, $6::todo_priority, $7::TIMESTAMP WITH TIME ZONE) "
-    "RETURNING todo.id, todo.title, todo.description, todo.completed, todo.completed_at, "
-    "todo.priority, todo.due_at, todo.created_at, todo.updated_at, todo.version"
+    "due_at, recurrence, time_zone, remind_at, previous_id) VALUES ($1::UUID, $2::VARCHAR, "
+    "$3::VARCHAR, $4::VARCHAR, $5::BOOLEAN, CASE WHEN $5 THEN now() END, $6::todo_priority, "
+    "$7::TIMESTAMP WITH TIME ZONE, $8::VARCHAR, $9::VARCHAR, $10::TIMESTAMP WITH TIME ZONE, "
+    "$11::UUID) RETURNING todo.id, todo.title, todo.description, todo.completed, "
+    "todo.completed_at, todo.priority, todo.due_at, todo.remind_at, todo.recurrence, "
+    "todo.time_zone, '{}'::text[], todo.next_id, todo.previous_id, todo.created_at, "
+    "todo.updated_at, todo.version"
 )
-# $1 completed, $2 user_id, $3 todo_id, $4 versions (If-Match): the check and the write in one
-UPDATE_COMPLETED = (
+_SET_COMPLETED = (
     "UPDATE todo SET completed=$1::BOOLEAN, completed_at=CASE WHEN $1 THEN "
     "coalesce(todo.completed_at, now()) END, updated_at=now(), version=(todo.version + 1) "
     "WHERE todo.user_id = $2::VARCHAR AND todo.id = $3::UUID AND todo.version = "
-    "ANY ($4::INTEGER[]) "
-    "RETURNING todo.id, todo.title, todo.description, todo.completed, todo.completed_at, "
-    "todo.priority, todo.due_at, todo.created_at, todo.updated_at, todo.version"
+    "ANY ($4::INTEGER[])"
 )
+# $1 completed (true), $2 user_id, $3 todo_id, $4 versions (If-Match): the check and the
+# write in one, for {"completed": true}. The API writes a completion in one statement only if
+# it cannot spawn a successor (not a recurring todo's first completion); when this matches
+# nothing, it takes its locked path (LOCK), which tells 412, 404 and a recurring todo apart.
+UPDATE_COMPLETED = (
+    f"{_SET_COMPLETED} AND (todo.recurrence IS NULL OR todo.completed OR todo.next_id IS NOT "
+    f"NULL) RETURNING {_RETURNED}"
+)
+# $1 completed (false), $2 user_id, $3 todo_id, $4 versions: {"completed": false}, which can
+# spawn nothing; when it matches nothing, EXISTS tells 412 from 404.
+UPDATE_REOPENED = f"{_SET_COMPLETED} RETURNING {_RETURNED}"
 # $1 user_id, $2 todo_id: after a guarded write matched nothing, 412 or 404?
 EXISTS = (
     "SELECT EXISTS (SELECT * \n"
     "FROM todo \n"
     "WHERE todo.user_id = $1::VARCHAR AND todo.id = $2::UUID) AS anon_1"
 )
+# $1 user_id, $2 todo_id: the todo, locked until the transaction ends (the API's path for a
+# completion that UPDATE_COMPLETED did not write).
+LOCK = f"{GET} FOR UPDATE OF todo"
 
 
 @asynccontextmanager
@@ -135,8 +166,13 @@ def json(body: Any, status: int = 200, headers: dict[str, str] | None = None) ->
     return Response(to_json(body), status, headers, media_type="application/json")
 
 
+def todo_dict(row: asyncpg.Record) -> dict[str, Any]:
+    """A row of the statements above as the API's JSON object (`tags` a list of names)."""
+    return dict(zip(COLUMNS, row, strict=True))
+
+
 def todo_json(row: asyncpg.Record, status: int = 200) -> Response:
-    return json(dict(row), status, {"ETag": f'"{row["version"]}"'})
+    return json(todo_dict(row), status, {"ETag": f'"{row[_VERSION]}"'})
 
 
 @app.get("/healthz")
@@ -164,7 +200,7 @@ async def list_todos(
         rows = await pool.fetch(LIST, user_id, limit + 1)
     else:
         rows = await pool.fetch(LIST_Q, user_id, contains_pattern(q), limit + 1)
-    items = [dict(row) for row in rows[:limit]]
+    items = [todo_dict(row) for row in rows[:limit]]
     cursor = None
     if len(rows) > limit:  # the API's cursor is opaque too; this one carries the same data
         last = items[-1]
@@ -217,9 +253,13 @@ async def create_todo(request: Request, data: TodoIn, user_id: UserId) -> Respon
         data.completed,
         data.priority,
         data.due_at,
+        None,  # recurrence: the benchmark sets none of these four
+        "UTC",  # time_zone, the API's default
+        None,  # remind_at
+        None,  # previous_id
     )
     response = todo_json(row, 201)
-    response.headers["Location"] = f"/todos/{row['id']}"
+    response.headers["Location"] = f"/todos/{row[0]}"
     return response
 
 
@@ -249,10 +289,29 @@ async def update_todo(
     if if_match is None:
         raise HTTPException(428, "the baseline needs If-Match")
     pool: asyncpg.Pool = request.app.state.pool
-    row = await pool.fetchrow(
-        UPDATE_COMPLETED, changes.completed, user_id, todo_id, expected_versions(if_match)
-    )
-    if row is None:
-        found = await pool.fetchval(EXISTS, user_id, todo_id)
-        raise HTTPException(412 if found else 404)
+    versions = expected_versions(if_match)
+    if changes.completed:
+        row = await pool.fetchrow(UPDATE_COMPLETED, True, user_id, todo_id, versions)
+        if row is None:
+            await completion_not_written(pool, user_id, todo_id, versions)
+    else:
+        row = await pool.fetchrow(UPDATE_REOPENED, False, user_id, todo_id, versions)
+        if row is None:
+            found = await pool.fetchval(EXISTS, user_id, todo_id)
+            raise HTTPException(412 if found else 404)
     return todo_json(row)
+
+
+async def completion_not_written(
+    pool: asyncpg.Pool, user_id: str, todo_id: UUID, versions: list[int]
+) -> NoReturn:
+    """UPDATE_COMPLETED matched nothing: the API's locked path, as far as the baseline goes.
+    It locks the todo in a transaction: not there (404), at another version (412), or a
+    recurring todo's first completion, whose successor the baseline does not spawn (501)."""
+    async with pool.acquire() as connection, connection.transaction():
+        current = await connection.fetchrow(LOCK, user_id, todo_id)
+    if current is None:
+        raise HTTPException(404)
+    if current[_VERSION] not in versions:
+        raise HTTPException(412)
+    raise HTTPException(501, "the baseline does not spawn successors of recurring todos")

@@ -191,9 +191,10 @@ def server_configs(
 
 def check(servers: Sequence[Server], token: str, todo_id: str) -> None:
     """One request of each kind against each app before measuring: a benchmark of 401s or
-    412s would measure nothing. Also checks that both answer with the same fields."""
+    412s would measure nothing. Also checks that both answer with the same fields, the same
+    todo alike (tags included), and that the todos listed carry tags, as the seed gives them."""
     headers = {"Authorization": f"Bearer {token}"}
-    fields = []
+    fields, todos = [], []
     for server in servers:
         with httpx.Client(base_url=server.url, headers=headers, timeout=10) as client:
             page = client.get("/todos")
@@ -211,8 +212,13 @@ def check(servers: Sequence[Server], token: str, todo_id: str) -> None:
             fields.append(
                 (sorted(page.json()), sorted(page.json()["items"][0]), sorted(got.json()))
             )
+            todos.append(got.json())
+            if not any(todo["tags"] for todo in page.json()["items"]):
+                print(f"warning: {server.name} lists no todo with tags", flush=True)
     if len(fields) == 2 and fields[0] != fields[1]:
         print(f"warning: the apps answer with different fields: {fields}", flush=True)
+    elif len(todos) == 2 and todos[0] != todos[1]:
+        print(f"warning: the apps answer with different todos: {todos}", flush=True)
 
 
 def visit_every_user(servers: Sequence[Server], tokens: list[str]) -> None:

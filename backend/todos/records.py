@@ -65,13 +65,6 @@ class TodoRecord(Struct, frozen=True):
 COLUMNS: tuple[str, ...] = TodoRecord.__struct_fields__
 
 
-class TagRef(Struct, frozen=True):
-    """A tag as a todo refers to it."""
-
-    id: UUID
-    name: str
-
-
 class NewTodo(Struct, frozen=True):
     title: str
     description: str | None = None
