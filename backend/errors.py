@@ -16,10 +16,11 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from backend.problems import type_uri
+
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
-PROBLEM_TYPE_BASE = "urn:todo-api:problem:"
 RETRY_AFTER_SECONDS = "5"
 
 
@@ -95,10 +96,10 @@ def problem_response(
 ) -> JSONResponse:
     phrase = HTTPStatus(status).phrase
     problem = Problem(
-        type=PROBLEM_TYPE_BASE + (slug or phrase.lower().replace(" ", "-")),
+        type=type_uri(slug or phrase.lower().replace(" ", "-")),
         title=phrase,
         status=status,
-        # Every problem carries a detail (SPEC §5), even when the raiser gave none.
+        # Every problem carries a detail, even when the raiser gave none.
         detail=detail or phrase,
         errors=errors,
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from backend.problems import type_uri
 from backend.settings import get_settings
 
 _HEAD_END = b"\r\n\r\n"
@@ -21,7 +22,7 @@ _HEAD_END = b"\r\n\r\n"
 def _too_large_response() -> bytes:
     body = json.dumps(
         {
-            "type": "urn:todo-api:problem:request-header-fields-too-large",
+            "type": type_uri("request-header-fields-too-large"),
             "title": "Request Header Fields Too Large",
             "status": 431,
             "detail": "The request's headers are too large.",

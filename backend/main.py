@@ -8,7 +8,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from backend import health, migrations
+from backend import health, migrations, tracing
 from backend.auth.setup import build_verifier
 from backend.db import database_url, open_database
 from backend.errors import install_error_handlers
@@ -16,6 +16,7 @@ from backend.maintenance import housekeeping
 from backend.middleware import BodyGuardMiddleware, RequestMiddleware
 from backend.observability import configure_logging, metrics_endpoint, pool_registry
 from backend.openapi import install_openapi
+from backend.problems import problems_endpoint
 from backend.settings import Settings, get_settings
 from backend.shutdown import Drain, draining_on_sigterm
 from backend.tags.router import router as tags_router
@@ -35,6 +36,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = await stack.enter_async_context(database_url(settings))
         if settings.should_auto_migrate:
             await migrations.upgrade(url, settings)
+        # Closed after the pool: the spans of its last statements are flushed too.
+        await stack.enter_async_context(tracing.running(app))
         database = await stack.enter_async_context(open_database(settings, url))
         await database.warm_up()
         http_client = await stack.enter_async_context(
@@ -60,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Multi-user todos. Authenticate with a Better Auth JWT as a bearer token.",
         lifespan=lifespan,
         # FastAPI's native OpenTelemetry asks the global providers whether anyone listens on
-        # every request (about 20 µs); this service does not export telemetry.
+        # every request (about 20 µs). Off: traces, when wanted, come from backend.tracing.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
@@ -77,14 +80,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_credentials=True,
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key"],
-            expose_headers=["ETag", "Location", "Idempotent-Replayed", "X-Request-ID"],
+            expose_headers=[
+                "ETag",
+                "Location",
+                "Idempotent-Replayed",
+                "Retry-After",
+                "X-Request-ID",
+            ],
         )
     app.add_middleware(RequestMiddleware)
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.add_api_route("/problems", problems_endpoint, include_in_schema=False)
     app.include_router(health.router)
     app.include_router(todos_router)
     app.include_router(tags_router)
     app.include_router(users_router)
+    if tracing.wanted(settings):  # off: nothing of OpenTelemetry's SDK is even imported
+        tracing.install(app, settings)
     return app
 
 

@@ -84,6 +84,17 @@ class Settings(BaseSettings):
     auth_jwks_refresh_interval: float = Field(default=30.0, ge=1)
     auth_jwks_timeout: float = Field(default=5.0, gt=0, le=60)
 
+    # Tracing (OpenTelemetry, docs/tracing.md): off unless an OTLP endpoint or an exporter is
+    # set. The standard OTEL_* names, read here so that `.env` works too; the SDK reads the
+    # other OTEL_* variables (sampler, timeout, resource attributes) from the environment.
+    otel_sdk_disabled: bool = False
+    otel_traces_exporter: Literal["otlp", "console", "none"] | None = None
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_exporter_otlp_traces_endpoint: str | None = None
+    otel_exporter_otlp_protocol: str | None = None  # only http/protobuf is installed
+    otel_exporter_otlp_headers: SecretStr | None = None
+    otel_service_name: str = "todo-api"
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

@@ -1,5 +1,5 @@
 """The `todo-api` command and `uvicorn backend.main:app` as real processes, with no
-configuration beyond a data directory and a port (SPEC §2 and §6).
+configuration beyond a data directory and a port (README: Quick start, Deploying).
 
 Slow by nature (each server starts its own embedded PostgreSQL), so kept to the few cases that
 only a real process can show: start-up from nothing, clean shutdown on SIGTERM with several

@@ -1,4 +1,4 @@
-"""Choose the token verifier from the settings (SPEC §3: JWKS, shared secret, development)."""
+"""Choose the token verifier from the settings (docs/auth.md: JWKS, shared secret, development)."""
 
 import httpx
 

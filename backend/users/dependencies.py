@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from backend import tracing
 from backend.auth.bearer import bearer_token
 from backend.auth.verifier import TokenClaims, TokenVerifier
 from backend.errors import problem_for
@@ -40,6 +41,8 @@ async def current_user(request: Request) -> AuthenticatedUser:
     claims = await verifier.verify(bearer_token(request))
     user = AuthenticatedUser(id=claims.sub, token_expires_at=claims.exp)
     request.state.user = user  # for the request log, and for _on_user_gone
+    if tracing.active:  # the request's span: enduser.id
+        tracing.tag_user(user.id)
     await users.sign_in(user.id, profile_from(claims))
     return user
 

@@ -20,7 +20,7 @@ AUDIENCE = "https://auth.example.test"
 
 # Every rejected token gets this very body: it never says which check failed.
 INVALID_TOKEN_BODY = {
-    "type": "urn:todo-api:problem:invalid-token",
+    "type": "/problems#invalid-token",
     "title": "Unauthorized",
     "status": 401,
     "detail": "The bearer token is invalid or expired.",

@@ -1,5 +1,5 @@
 """Every algorithm Better Auth can sign with verifies, whether or not the JWKS entry states
-its `alg` (SPEC §3: infer it from kty/crv when absent)."""
+its `alg` (docs/auth.md: inferred from kty/crv when absent)."""
 
 import httpx
 import pytest

@@ -1,4 +1,4 @@
-"""The JWKS key cache (SPEC §3): keys are fetched once and cached; a rotation is picked up on
+"""The JWKS key cache (docs/auth.md): keys are fetched once and cached; a rotation is picked up on
 the first token with the new kid; made-up kids cost at most one fetch per refresh interval;
 an unreachable endpoint is survivable with cached keys and a 503 without them."""
 

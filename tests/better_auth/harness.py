@@ -54,14 +54,15 @@ def node_available() -> bool:
     return shutil.which("node") is not None and shutil.which("npm") is not None
 
 
-def ensure_installed() -> None:
-    """`npm ci` once, and again whenever package-lock.json is newer than node_modules."""
-    lock = HERE / "package-lock.json"
+def ensure_installed(directory: Path = HERE) -> None:
+    """`npm ci` once in `directory` (default: this server's), and again whenever its
+    package-lock.json is newer than its node_modules."""
+    lock = directory / "package-lock.json"
     # npm writes node_modules/.package-lock.json at the end of an install: its time marks a
     # finished one (a bare node_modules folder may be a half-done install).
-    marker = HERE / "node_modules" / ".package-lock.json"
+    marker = directory / "node_modules" / ".package-lock.json"
     # A file lock, not just a thread lock: pytest-xdist workers may all get here at once.
-    with _install_lock, open(HERE / ".npm-ci.lock", "w") as lock_file:
+    with _install_lock, open(directory / ".npm-ci.lock", "w") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         if marker.exists() and marker.stat().st_mtime >= lock.stat().st_mtime:
             return
@@ -69,14 +70,16 @@ def ensure_installed() -> None:
             raise BetterAuthError("node and npm are needed for the Better Auth tests")
         result = subprocess.run(
             ["npm", "ci", "--no-audit", "--no-fund"],
-            cwd=HERE,
+            cwd=directory,
             capture_output=True,
             text=True,
             timeout=600,
             check=False,
         )
         if result.returncode != 0:
-            raise BetterAuthError(f"npm ci failed in {HERE}:\n{result.stdout}\n{result.stderr}")
+            raise BetterAuthError(
+                f"npm ci failed in {directory}:\n{result.stdout}\n{result.stderr}"
+            )
 
 
 def _env(database_url: str, **extra: str) -> dict[str, str]:
@@ -112,7 +115,12 @@ class BetterAuthServer:
         secret: str | None = None,
         migrate: bool = True,
         reset_keys: bool = True,
+        host: str = "127.0.0.1",
+        static_dir: Path | None = None,
     ) -> None:
+        """`host` names the server in its base URL, hence in the JWTs' `iss` and `aud` (it
+        listens on 127.0.0.1 whatever the name; "localhost" gives browsers a second origin for
+        the same server). `static_dir` is served under /e2e/ (BA_STATIC_DIR in server.mjs)."""
         if alg not in ALGORITHMS:
             raise ValueError(f"alg must be one of {ALGORITHMS}, got {alg!r}")
         self.database_url = database_url
@@ -124,8 +132,11 @@ class BetterAuthServer:
         # start deletes the stored keys and mints a new pair of the requested algorithm. Tokens of
         # an earlier server do not verify anyway: its port, hence `iss`/`aud`, differed.
         self.reset_keys = reset_keys
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.jwks_url = f"{self.base_url}/api/auth/jwks"
+        self.static_dir = static_dir
+        self.base_url = f"http://{host}:{self.port}"
+        # What the API and this harness connect to: always the address the server listens on.
+        self.local_url = f"http://127.0.0.1:{self.port}"
+        self.jwks_url = f"{self.local_url}/api/auth/jwks"
         # The jwt plugin defaults both claims to the configured baseURL (no trailing slash).
         self.issuer = self.base_url
         self.audience = self.base_url
@@ -151,6 +162,8 @@ class BetterAuthServer:
             BA_RESET_JWKS="1" if self.reset_keys else "0",
             BA_WATCH_STDIN="1",  # node exits if we die: our end of its stdin pipe closes
         )
+        if self.static_dir is not None:
+            env["BA_STATIC_DIR"] = str(self.static_dir)
         self._process = subprocess.Popen(
             ["node", str(SERVER)],
             cwd=HERE,
@@ -182,7 +195,7 @@ class BetterAuthServer:
         # null Origin" to a cookie-carrying POST without an Origin header) stays out of the way.
         no_cookies = CookieJar(DefaultCookiePolicy(allowed_domains=[]))
         self._client = httpx.Client(
-            base_url=f"{self.base_url}/api/auth", cookies=no_cookies, timeout=30
+            base_url=f"{self.local_url}/api/auth", cookies=no_cookies, timeout=30
         )
         return self
 

@@ -11,11 +11,16 @@
 //   BA_SKIP_MIGRATE  "1" to skip the schema migration on start
 //   BA_RESET_JWKS    "1" to delete all stored signing keys on start (see below)
 //   BA_WATCH_STDIN   "1" to exit when stdin reaches end-of-file (see below)
+//   BA_STATIC_DIR    serve this directory's files under /e2e/ (the browser test's page and its
+//                    compiled client: tests/e2e/browser), so that the page has Better Auth's
+//                    origin; unset (the default) serves nothing but Better Auth
 //
 // `node server.mjs --migrate-only` migrates the schema and exits.
 // Otherwise prints exactly one line "READY <port>" on stdout once it is listening.
 
+import { readFile } from "node:fs/promises";
 import http from "node:http";
+import path from "node:path";
 import { betterAuth } from "better-auth";
 import { getMigrations } from "better-auth/db/migration";
 import { toNodeHandler } from "better-auth/node";
@@ -81,7 +86,42 @@ if (process.env.BA_SKIP_MIGRATE !== "1") await migrate();
 if (process.env.BA_RESET_JWKS === "1") await pool.query("DELETE FROM jwks");
 
 const auth = betterAuth(options);
-const server = http.createServer(toNodeHandler(auth));
+const authHandler = toNodeHandler(auth);
+const staticDir = process.env.BA_STATIC_DIR ? path.resolve(process.env.BA_STATIC_DIR) : null;
+const STATIC_PREFIX = "/e2e/";
+const CONTENT_TYPES = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".map": "application/json",
+};
+
+async function serveStatic(request, response) {
+  let file = null;
+  try {
+    const { pathname } = new URL(request.url, "http://localhost"); // resolves "." and ".."
+    if (pathname.startsWith(STATIC_PREFIX)) {
+      const relative = decodeURIComponent(pathname.slice(STATIC_PREFIX.length)) || "index.html";
+      const resolved = path.resolve(staticDir, relative);
+      if (resolved.startsWith(staticDir + path.sep)) file = resolved; // nothing outside the folder
+    }
+  } catch {
+    // a malformed URL or escape: 404 below
+  }
+  const body = file && (await readFile(file).catch(() => null));
+  if (!body) {
+    response.writeHead(404, { "Content-Type": "text/plain" }).end("not found");
+    return;
+  }
+  const type = CONTENT_TYPES[path.extname(file)] ?? "application/octet-stream";
+  response.writeHead(200, { "Content-Type": type, "Cache-Control": "no-store" });
+  response.end(request.method === "HEAD" ? undefined : body);
+}
+
+const server = http.createServer((request, response) => {
+  const isStatic = request.url.startsWith(STATIC_PREFIX) && ["GET", "HEAD"].includes(request.method);
+  if (staticDir && isStatic) serveStatic(request, response).catch(() => response.destroy());
+  else authHandler(request, response);
+});
 
 // The harness stops us with SIGTERM (or SIGINT when run by hand): close quickly and quietly.
 for (const signal of ["SIGTERM", "SIGINT"]) {

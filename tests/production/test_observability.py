@@ -1,4 +1,4 @@
-"""Observability of a real server process (SPEC §6, issue 5): one JSON access-log line per
+"""Observability of a real server process (README: Operations): one JSON access-log line per
 request with the route template and the user, never a token; Prometheus metrics per route
 template with the pool's gauges."""
 

@@ -1,5 +1,5 @@
-"""Database outages under load (SPEC §6): a real API process on a PostgreSQL the test stops,
-starts and whose backends it terminates (as Neon's suspend does).
+"""Database outages under load (README: Operations): a real API process on a PostgreSQL the
+test stops, starts and whose backends it terminates (as Neon's suspend does).
 
 - Stopped: every request fails fast with 503 problem+json and Retry-After; /readyz says 503,
   /healthz stays 200. Started again: requests succeed within seconds, with no restart.

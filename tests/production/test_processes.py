@@ -1,4 +1,4 @@
-"""Several processes on one database (SPEC §6 "Stateless"): two API instances, one of them
+"""Several processes on one database (README: Scaling): two API instances, one of them
 with two uvicorn workers, keep the If-Match, Idempotency-Key and provisioning guarantees; two
 `todo-api migrate` release steps started at once both succeed under the advisory lock."""
 

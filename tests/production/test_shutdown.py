@@ -1,4 +1,4 @@
-"""Graceful shutdown (SPEC §6, issue 5): on SIGTERM `todo-api serve` finishes the requests in
+"""Graceful shutdown (README: Operations): on SIGTERM `todo-api serve` finishes the requests in
 flight, refuses new connections, closes its pool (and the embedded PostgreSQL) and exits
 within 10 seconds."""
 

@@ -1,4 +1,4 @@
-"""TLS database URLs (SPEC §6) against a real PostgreSQL with `ssl = on` and a certificate
+"""TLS database URLs (README: Deploying) against a real PostgreSQL with `ssl = on` and a certificate
 from a throwaway CA: what libpq-style URLs from Neon's dashboard do through the service's own
 engine factory."""
 

@@ -50,7 +50,7 @@ def ids(todos: list[Todo]) -> list[str]:
 
 
 def expected_order(todos: list[Todo], sort: str) -> list[str]:
-    """The ids of `todos` in the order SPEC §5 documents for `sort`: priority ranks
+    """The ids of `todos` in the order docs/api.md documents for `sort`: priority ranks
     low < medium < high, titles compare case-insensitively, todos without due_at come last in
     both directions, and ties break on id (in the sort's direction)."""
     field = sort.removeprefix("-")

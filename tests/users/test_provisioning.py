@@ -1,4 +1,4 @@
-"""`GET /users/me` and provisioning (SPEC §3): the user row is created on first sight from the
+"""`GET /users/me` and provisioning (docs/auth.md): the user row is created on first sight from the
 token's claims and kept in step with them; no separate sign-up call."""
 
 import asyncio
