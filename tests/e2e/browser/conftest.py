@@ -10,7 +10,7 @@ browser, one the API does not allow. The API is `http://127.0.0.1:<another port>
 import asyncio
 import secrets
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -73,8 +73,18 @@ async def stack(
 
 
 @pytest.fixture(scope="package")
+def generator(client_installed: None) -> Iterator[typed_client.Generator]:
+    generator = typed_client.Generator().start()
+    yield generator
+    generator.stop()
+
+
+@pytest.fixture(scope="package")
 async def client_build(
-    stack: Stack, www: Path, client_installed: None, tmp_path_factory: pytest.TempPathFactory
+    generator: typed_client.Generator,  # first: it loads while the servers start
+    stack: Stack,
+    www: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> typed_client.ClientBuild:
     """The client's types generated from the live /openapi.json (and from altered copies),
     type-checked; and the live variant compiled into www/dist/, which the page loads."""
@@ -82,7 +92,7 @@ async def client_build(
     async with httpx.AsyncClient(trust_env=False) as client:
         schema = (await client.get(url)).raise_for_status().json()
     root = tmp_path_factory.mktemp("client-build")
-    variants = await asyncio.to_thread(typed_client.Variants.build, root, url, schema)
+    variants = await asyncio.to_thread(typed_client.Variants.build, root, url, schema, generator)
     # Two tsc processes side by side: the check of every variant, the live one's compilation.
     type_check, compiled = await asyncio.gather(
         asyncio.to_thread(variants.type_check),
