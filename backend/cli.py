@@ -50,7 +50,7 @@ def migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _prune(settings: Settings) -> int | None:
     async with database_url(settings) as url, open_database(settings, url) as database:
-        return await maintenance.prune(database)
+        return await maintenance.prune(database, settings)
 
 
 def prune(settings: Settings, args: argparse.Namespace) -> int:

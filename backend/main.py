@@ -19,6 +19,8 @@ from backend.openapi import install_openapi
 from backend.problems import problems_endpoint
 from backend.settings import Settings, get_settings
 from backend.shutdown import Drain, draining_on_sigterm
+from backend.sync.hub import EventHub
+from backend.sync.router import router as sync_router
 from backend.tags.router import router as tags_router
 from backend.todos.router import router as todos_router
 from backend.users.dependencies import install_user_handlers
@@ -47,11 +49,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.users = UserService(database)
         app.state.verifier = build_verifier(settings, http_client)
         app.state.pool_registry = pool_registry(database)
-        await stack.enter_async_context(housekeeping(database, settings.idempotency_prune_seconds))
+        hub = EventHub(database, settings, direct_url=_direct_url(settings, url))
+        app.state.events = await stack.enter_async_context(hub.running(app.state.drain.stopping))
+        await stack.enter_async_context(housekeeping(database, settings))
         # Everything built so far lives as long as the process: move it out of the garbage
         # collector's reach, so that full collections stay short (they stall every request).
         gc.freeze()
         yield
+
+
+def _direct_url(settings: Settings, url: str) -> str | None:
+    """Where the LISTEN connection goes: DATABASE_DIRECT_URL, or the embedded PostgreSQL
+    (direct by nature); None (instances poll) for a DATABASE_URL without a direct one."""
+    if settings.database_direct_url is not None:
+        return settings.database_direct_url.get_secret_value()
+    return url if settings.database_url is None else None
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -92,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.add_api_route("/problems", problems_endpoint, include_in_schema=False)
     app.include_router(health.router)
+    app.include_router(sync_router)  # before /todos/{id}, which "changes" is not
     app.include_router(todos_router)
     app.include_router(tags_router)
     app.include_router(users_router)

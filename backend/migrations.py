@@ -23,7 +23,7 @@ MIGRATION_LOCK_KEY = int.from_bytes(b"todo-api", "big")
 
 
 # The newest migration. tests/test_migrations.py fails until a new migration updates it.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 if TYPE_CHECKING:
     from alembic.config import Config

@@ -84,6 +84,19 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
         "`DELETE /todos` without `completed=true`. `detail` names the problem.",
     ),
     ProblemType(
+        "resync-required", 410, "Gone",
+        "The sync token (`since` of GET /todos/changes, `Last-Event-ID` of GET /events) can "
+        "no longer be answered exactly: it is older than the change log keeps "
+        "(`CHANGES_RETENTION_DAYS`, 30 by default), was issued for another user, or comes "
+        "from another database. Sync from the beginning (omit `since`) and keep its `next`.",
+    ),
+    ProblemType(
+        "too-many-streams", 429, "Too Many Requests",
+        "You have `EVENTS_MAX_STREAMS_PER_USER` (5 by default) event streams open on this "
+        "server instance already. Close one (each browser tab needs only one), or retry after "
+        "`Retry-After` seconds.",
+    ),
+    ProblemType(
         "too-many-idempotency-keys", 429, "Too Many Requests",
         "You hold 10,000 live Idempotency-Keys (each is kept 24 h). `Retry-After` says when "
         "the oldest expires; until then, send POSTs without a key or with a key you used.",

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
 
     # Database. Unset means: start the embedded PostgreSQL in `data_dir`.
     database_url: SecretStr | None = None
+    # The direct (unpooled) host of the same database, for the one LISTEN connection per
+    # process that carries changes between instances to their event streams (a
+    # transaction-mode pooler cannot carry LISTEN). Unset: instances poll instead.
+    database_direct_url: SecretStr | None = None
     data_dir: Path = Path(".data")
     # A fixed pool per process: every connection is opened at start-up and reused, never
     # opened and closed per burst (PostgreSQL forks a backend for each new one).
@@ -71,8 +75,19 @@ class Settings(BaseSettings):
     # /metrics: public in development; in production only with this bearer token (and not
     # served at all without one).
     metrics_token: SecretStr | None = None
-    # How often a running API deletes expired Idempotency-Key records (one instance at a time).
+    # How often a running API deletes expired Idempotency-Key records and change-log entries
+    # older than CHANGES_RETENTION_DAYS (one instance at a time).
     idempotency_prune_seconds: float = Field(default=3600.0, ge=10, le=86_400)
+
+    # Sync (GET /todos/changes, GET /events). Tombstones of deleted todos and fired reminders
+    # are kept this many days; a sync token older than that gets 410 (sync from scratch).
+    changes_retention_days: int = Field(default=30, ge=30, le=3650)
+    # How often each instance checks the logs of the users with a stream open on it (the
+    # only way changes from other instances arrive without DATABASE_DIRECT_URL, a safety net
+    # with it) and fires their due reminders.
+    events_poll_seconds: float = Field(default=1.0, ge=0.05, le=60)
+    events_heartbeat_seconds: float = Field(default=15.0, ge=1, le=300)
+    events_max_streams_per_user: int = Field(default=5, ge=1, le=1_000)  # per process; 429 above
 
     # Authentication (see README "Authentication").
     auth_jwks_url: str | None = None

@@ -6,9 +6,12 @@
 3. Then uvicorn's own graceful shutdown: it stops accepting connections and finishes every
    request it has received (for up to `todo-api serve`'s 10 s) before the process exits.
 
+Open event streams (GET /events) end when the drain begins, each with a `retry:` hint: a
+stream never ends by itself, and uvicorn would otherwise wait for it until its timeout.
+
 uvicorn installs its SIGTERM handler before the application starts; the lifespan puts this
 one in front of it and hands the signal on once the drain is over (a second SIGTERM hands it
-on at once). SIGINT (Ctrl-C) is left to uvicorn.
+on at once). SIGINT (Ctrl-C) is handed to uvicorn at once, after ending the streams.
 """
 
 import asyncio
@@ -60,8 +63,16 @@ async def draining_on_sigterm(drain: Drain) -> AsyncIterator[None]:
         drain.begin()
         loop.call_later(drain.seconds, _hand_on, previous, signum, frame)
 
+    previous_sigint: Handler = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        drain.begin()
+        _hand_on(previous_sigint, signum, frame)
+
     signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGINT, on_sigint)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_sigint)

@@ -54,6 +54,21 @@ COLUMNS = (
 )
 _VERSION = COLUMNS.index("version")
 
+
+# Every write takes the user's next change number first, in the same statement (the API's
+# change log, backend.sync.stamping): the CTE that advances the counter of the user `$n`...
+def _advanced(user: str) -> str:
+    return (
+        "WITH advanced AS \n(INSERT INTO change_counter (user_id, last_seq) VALUES "
+        f"({user}::VARCHAR, 1) ON CONFLICT (user_id) DO UPDATE SET last_seq = "
+        "(change_counter.last_seq + 1) RETURNING change_counter.last_seq AS seq)\n "
+    )
+
+
+# ...the new number, and the condition that takes it before any row is read.
+_SEQ = "(SELECT advanced.seq \nFROM advanced)"
+_ADVANCED_FIRST = f"{_SEQ} IS NOT NULL"
+
 # $1 user_id, $2 todo_id
 GET = f"SELECT {_RETURNED} \nFROM todo \nWHERE todo.user_id = $1::VARCHAR AND todo.id = $2::UUID"
 # $1 user_id, $2 limit (one more than the page size: is there a next page?)
@@ -74,20 +89,20 @@ LIST_Q = (
 # $1 id, $2 user_id, $3 title, $4 description, $5 completed, $6 priority, $7 due_at,
 # $8 recurrence, $9 time_zone, $10 remind_at, $11 previous_id (a new todo has no tags yet)
 INSERT = (
-    "INSERT INTO todo (id, user_id, title, description, completed, completed_at, priority, "
-    "due_at, recurrence, time_zone, remind_at, previous_id) VALUES ($1::UUID, $2::VARCHAR, "
-    "$3::VARCHAR, $4::VARCHAR, $5::BOOLEAN, CASE WHEN $5 THEN now() END, $6::todo_priority, "
-    "$7::TIMESTAMP WITH TIME ZONE, $8::VARCHAR, $9::VARCHAR, $10::TIMESTAMP WITH TIME ZONE, "
-    "$11::UUID) RETURNING todo.id, todo.title, todo.description, todo.completed, "
-    "todo.completed_at, todo.priority, todo.due_at, todo.remind_at, todo.recurrence, "
+    f"{_advanced('$2')}INSERT INTO todo (id, user_id, title, description, completed, "
+    "completed_at, priority, due_at, recurrence, time_zone, remind_at, previous_id, change_seq) "
+    "VALUES ($1::UUID, $2::VARCHAR, $3::VARCHAR, $4::VARCHAR, $5::BOOLEAN, CASE WHEN $5 THEN "
+    "now() END, $6::todo_priority, $7::TIMESTAMP WITH TIME ZONE, $8::VARCHAR, $9::VARCHAR, "
+    f"$10::TIMESTAMP WITH TIME ZONE, $11::UUID, {_SEQ}) RETURNING todo.id, todo.title, "
+    "todo.description, todo.completed, todo.completed_at, todo.priority, todo.due_at, todo.remind_at, todo.recurrence, "
     "todo.time_zone, '{}'::text[], todo.next_id, todo.previous_id, todo.created_at, "
     "todo.updated_at, todo.version"
 )
 _SET_COMPLETED = (
-    "UPDATE todo SET completed=$1::BOOLEAN, completed_at=CASE WHEN $1 THEN "
-    "coalesce(todo.completed_at, now()) END, updated_at=now(), version=(todo.version + 1) "
-    "WHERE todo.user_id = $2::VARCHAR AND todo.id = $3::UUID AND todo.version = "
-    "ANY ($4::INTEGER[])"
+    f"{_advanced('$2')}UPDATE todo SET completed=$1::BOOLEAN, completed_at=CASE WHEN $1 THEN "
+    "coalesce(todo.completed_at, now()) END, updated_at=now(), version=(todo.version + 1), "
+    f"change_seq={_SEQ} WHERE todo.user_id = $2::VARCHAR AND todo.id = $3::UUID AND "
+    f"todo.version = ANY ($4::INTEGER[]) AND {_ADVANCED_FIRST}"
 )
 # $1 completed (true), $2 user_id, $3 todo_id, $4 versions (If-Match): the check and the
 # write in one, for {"completed": true}. The API writes a completion in one statement only if
@@ -108,7 +123,7 @@ EXISTS = (
 )
 # $1 user_id, $2 todo_id: the todo, locked until the transaction ends (the API's path for a
 # completion that UPDATE_COMPLETED did not write).
-LOCK = f"{GET} FOR UPDATE OF todo"
+LOCK = f"{_advanced('$1')}{GET} AND {_ADVANCED_FIRST} FOR UPDATE OF todo"
 
 
 @asynccontextmanager
@@ -310,8 +325,8 @@ async def completion_not_written(
     recurring todo's first completion, whose successor the baseline does not spawn (501)."""
     async with pool.acquire() as connection, connection.transaction():
         current = await connection.fetchrow(LOCK, user_id, todo_id)
-    if current is None:
-        raise HTTPException(404)
-    if current[_VERSION] not in versions:
-        raise HTTPException(412)
+        if current is None:  # raised inside: rolled back, as the API does
+            raise HTTPException(404)
+        if current[_VERSION] not in versions:
+            raise HTTPException(412)
     raise HTTPException(501, "the baseline does not spawn successors of recurring todos")

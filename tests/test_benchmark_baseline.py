@@ -270,7 +270,7 @@ PATCHES = {
     "complete, stale": (
         {"completed": True},
         (None, ROW),
-        [completing(True), ("BEGIN", ()), LOCKED, ("COMMIT", ())],
+        [completing(True), ("BEGIN", ()), LOCKED, ("ROLLBACK", ())],
         412,
     ),
     "reopen, stale": ({"completed": False}, (None, True), [completing(False), EXISTS], 412),

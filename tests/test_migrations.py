@@ -18,6 +18,7 @@ from backend.db import create_engine
 from tests.support import alembic_check, make_settings
 
 OUR_TABLES = {"user", "todo", "idempotency_key", "tag", "todo_tag"}
+OUR_TABLES |= {"change_counter", "todo_tombstone", "reminder"}
 
 # Better Auth 1.7's PostgreSQL `user` table as its CREATE TABLE writes it ("emailVerified"
 # without a default; only its ALTER path adds `DEFAULT false`), and its `session` table.
@@ -205,8 +206,8 @@ async def test_an_existing_better_auth_user_table_is_adopted(scratch: AsyncEngin
         assert kept == "grace@example.com"
         await connection.execute(
             text(
-                "INSERT INTO todo (id, user_id, title) "
-                "VALUES ('01900000-0000-7000-8000-000000000001', 'ba-user', 'mine')"
+                "INSERT INTO todo (id, user_id, title, change_seq) "
+                "VALUES ('01900000-0000-7000-8000-000000000001', 'ba-user', 'mine', 0)"
             )
         )
     # Deleting the user the way Better Auth does takes their todos along.

@@ -110,7 +110,7 @@ async def test_version_starts_at_1_and_cannot_drop_below(session: AsyncSession, 
 
 async def test_server_defaults_fill_a_minimal_row(session: AsyncSession, user: User) -> None:
     await session.execute(
-        text("INSERT INTO todo (id, user_id, title) VALUES (:id, :user_id, 'x')"),
+        text("INSERT INTO todo (id, user_id, title, change_seq) VALUES (:id, :user_id, 'x', 0)"),
         {"id": uuid.uuid4(), "user_id": user.id},
     )
     row = (
@@ -126,6 +126,18 @@ async def test_server_defaults_fill_a_minimal_row(session: AsyncSession, user: U
     assert row[:4] == (False, None, "medium", 1)
     assert row.created_at.tzinfo is not None
     assert row.updated_at.tzinfo is not None
+
+
+async def test_a_todo_written_without_a_change_number_is_refused(
+    session: AsyncSession, user: User
+) -> None:
+    """No default: a statement that forgot to stamp its write fails loudly, instead of
+    leaving a todo the change feed would never report."""
+    with pytest.raises(DBAPIError, match="change_seq"):
+        await session.execute(
+            text("INSERT INTO todo (id, user_id, title) VALUES (:id, :user_id, 'x')"),
+            {"id": uuid.uuid4(), "user_id": user.id},
+        )
 
 
 async def test_priority_outside_the_enum_is_rejected(session: AsyncSession, user: User) -> None:

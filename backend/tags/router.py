@@ -30,7 +30,7 @@ async def tag_service(request: Request) -> TagService:
     """The caller's tags (authenticating as backend.todos.router.todo_service does)."""
     user = await current_user(request)
     database: Database = request.app.state.db
-    return TagService(database, user.id)
+    return TagService(database, user.id, request.app.state.events.changed)
 
 
 Tags = Annotated[TagService, Depends(tag_service)]

@@ -3,7 +3,10 @@
 from typing import NoReturn
 from uuid import UUID
 
+from msgspec import UNSET
+
 from backend.db import Database
+from backend.sync.announce import Announce, unannounced
 from backend.tags.errors import TagNotFound
 from backend.tags.records import NewTag, TagChanges, TagRecord
 from backend.tags.repository import TagRepository
@@ -11,9 +14,10 @@ from backend.users.service import check_user_exists
 
 
 class TagService:
-    def __init__(self, database: Database, user_id: str) -> None:
+    def __init__(self, database: Database, user_id: str, announce: Announce = unannounced) -> None:
         self._database = database
         self._user_id = user_id
+        self._announce = announce  # renames and deletes change the todos carrying the tag
 
     async def all(self) -> list[TagRecord]:
         async with self._database.connection() as connection:
@@ -39,6 +43,8 @@ class TagService:
             tag = await TagRepository(connection, self._user_id).update(tag_id, changes)
         if tag is None:
             await self._not_found()
+        if changes.name is not UNSET:
+            self._announce(self._user_id)
         return tag
 
     async def delete(self, tag_id: UUID) -> None:
@@ -46,6 +52,7 @@ class TagService:
             deleted = await TagRepository(connection, self._user_id).delete(tag_id)
         if not deleted:
             await self._not_found()
+        self._announce(self._user_id)
 
     async def _not_found(self) -> NoReturn:
         await check_user_exists(self._database, self._user_id)  # 401 if the user is gone

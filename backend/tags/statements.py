@@ -2,7 +2,8 @@
 
 Every statement is scoped by `user_id = $user_id`; TagRepository supplies it. Renaming or
 deleting a tag changes the representation of every todo carrying it, so the same statement
-bumps those todos' versions (their ETags): a client's cached copy can never go stale silently.
+bumps those todos' versions (their ETags) and stamps them with a change number (backend.sync):
+a client's cached copy can never go stale silently, nor miss the change in the change feed.
 """
 
 from sqlalchemy import (
@@ -25,6 +26,7 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from backend.sql import Statement
+from backend.sync.stamping import advanced, advanced_first, number
 from backend.tags.models import TAGS, TODO_TAGS
 from backend.todos.models import TODOS
 
@@ -32,6 +34,7 @@ T = TAGS.c
 LINKS = TODO_TAGS.c
 TODO = TODOS.c
 ONE: ColumnElement[int] = literal_column("1", Integer)
+ADVANCED = advanced()
 
 # Tag creation takes this transaction-scoped advisory lock (with the user's hash as the second
 # key), so the 1,000-tag bound holds under concurrent creates. Pooler-safe: it ends with the
@@ -55,7 +58,7 @@ def _bump_todos_tagged(tag_ids: object, *condition: ColumnElement[bool]) -> obje
     return (
         update(TODOS)
         .where(TODO.user_id == bindparam("user_id"), TODO.id.in_(tagged), *condition)
-        .values(version=TODO.version + ONE, updated_at=func.now())
+        .values(version=TODO.version + ONE, updated_at=func.now(), change_seq=number(ADVANCED))
     )
 
 
@@ -131,9 +134,12 @@ def update_one(fields: frozenset[str]) -> Statement:
     but only if the name really changes: every part of one statement reads the snapshot from
     before the update, so `tag` there still holds the old name."""
     values = {name: bindparam(name, type_=T[name].type) for name in fields}
+    renaming = "name" in fields
+    # A rename takes a change number before it locks the tag or any todo (stamping).
+    first = [advanced_first(ADVANCED)] if renaming else []
     changed = (
         update(TAGS)
-        .where(_mine(THE_TAG))
+        .where(_mine(THE_TAG), *first)
         .values(updated_at=func.now(), **values)
         .returning(T.id, T.name, T.color, T.created_at, T.updated_at)
         .cte("changed")
@@ -146,10 +152,11 @@ def update_one(fields: frozenset[str]) -> Statement:
         changed.c.created_at,
         changed.c.updated_at,
     )
-    if "name" in fields:
+    if renaming:
         renamed = exists().where(_mine(THE_TAG, T.name != changed.c.name))
         statement = statement.add_cte(
-            _bump_todos_tagged(select(changed.c.id), renamed).cte("bumped")  # type: ignore[attr-defined]
+            ADVANCED,
+            _bump_todos_tagged(select(changed.c.id), renamed).cte("bumped"),  # type: ignore[attr-defined]
         )
     return Statement.compile(statement)
 
@@ -159,9 +166,11 @@ UPDATES = {
     for fields in (frozenset({"name"}), frozenset({"color"}), frozenset({"name", "color"}))
 }
 
-_removed = delete(TAGS).where(_mine(THE_TAG)).returning(T.id).cte("removed")
+_removed = (
+    delete(TAGS).where(_mine(THE_TAG), advanced_first(ADVANCED)).returning(T.id).cte("removed")
+)
 DELETE = Statement.compile(
     select(func.count())
     .select_from(_removed)
-    .add_cte(_bump_todos_tagged(select(_removed.c.id)).cte("bumped"))  # type: ignore[attr-defined]
+    .add_cte(ADVANCED, _bump_todos_tagged(select(_removed.c.id)).cte("bumped"))  # type: ignore[attr-defined]
 )

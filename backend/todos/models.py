@@ -5,6 +5,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -69,6 +70,8 @@ class Todo(SQLModel, table=True):
         Index("ix_todo_user_priority", "user_id", "priority", "id"),
         Index("ix_todo_user_title", "user_id", func.lower(text("title")), "id"),
         Index("ix_todo_user_remind", "user_id", "remind_at", "id"),
+        # The change feed (GET /todos/changes, /events): a user's todos in change order.
+        Index("ix_todo_user_change", "user_id", "change_seq", "id"),
         # Serves `q` (ILIKE on title and description) through pg_trgm, within one user's todos
         # (btree_gin indexes user_id in the same GIN index): a search costs what the user's
         # matches cost, not what every user's matches cost.
@@ -114,6 +117,10 @@ class Todo(SQLModel, table=True):
     # ever, that a successor was spawned, even after that successor is deleted.
     next_id: UUID | None = Field(default=None, sa_column=Column(PgUUID(as_uuid=True)))
     previous_id: UUID | None = Field(default=None, sa_column=Column(PgUUID(as_uuid=True)))
+    # The user's change number of the last write to this todo (backend.sync.models). No
+    # server default: a statement that forgot to stamp a todo fails instead of hiding it from
+    # the feed. (0, "before any change", is only for rows built as models: tests, scripts.)
+    change_seq: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
 
 
 # The table itself, for SQLAlchemy Core statements (the hot paths): comparisons on Core

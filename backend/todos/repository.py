@@ -157,8 +157,8 @@ class TodoRepository:
 
     async def delete_completed(self) -> int:
         sql = statements.CLEAR_COMPLETED
-        status: str = await self._connection.execute(sql.sql, *sql.args(user_id=self._user_id))
-        return int(status.rsplit(" ", 1)[-1])  # "DELETE <n>"
+        deleted: int = await self._connection.fetchval(sql.sql, *sql.args(user_id=self._user_id))
+        return deleted
 
     async def stats(self) -> TodoStats:
         sql = statements.STATS

@@ -32,11 +32,11 @@ from backend.users.dependencies import current_user
 
 
 class TodoIdConvertor(Convertor[str]):
-    """A todo id in a path: any segment but the names of /todos' own sub-resources, so that
-    `PATCH /todos/stats` is a 405 (that path has no PATCH) rather than a 422 from parsing
-    "stats" as an id. A malformed id still reaches validation: 422."""
+    """A todo id in a path: any segment but the names of /todos' own sub-resources (stats,
+    changes), so that `PATCH /todos/stats` is a 405 (that path has no PATCH) rather than a
+    422 from parsing "stats" as an id. A malformed id still reaches validation: 422."""
 
-    regex = "(?!stats$)[^/]+"
+    regex = "(?!(stats|changes)$)[^/]+"
 
     def convert(self, value: str) -> str:
         return value
@@ -76,7 +76,7 @@ async def todo_service(request: Request) -> TodoService:
     per request instead of a chain of two (FastAPI resolves each level on every request)."""
     user = await current_user(request)
     database: Database = request.app.state.db
-    return TodoService(database, user.id)
+    return TodoService(database, user.id, request.app.state.events.changed)
 
 
 Todos = Annotated[TodoService, Depends(todo_service)]

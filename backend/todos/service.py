@@ -2,7 +2,11 @@
 runs on an autocommit connection (atomic by itself, no BEGIN/COMMIT round trips); a use case
 of several statements — an idempotent create, setting tags (which may create them), the
 completion of a recurring todo (which spawns its successor) — opens the one transaction they
-must share."""
+must share.
+
+After a write commits, the service tells `announce` (backend.sync.hub), which wakes the user's
+live event streams; the change log itself was written by the statements.
+"""
 
 from typing import NoReturn
 from uuid import UUID
@@ -12,6 +16,7 @@ from uuid_utils.compat import uuid7
 
 from backend.db import Database
 from backend.idempotency import IdempotencyStore
+from backend.sync.announce import Announce, unannounced
 from backend.tags.repository import TagRepository
 from backend.todos import recurrence
 from backend.todos.errors import TodoNotFound, VersionMismatch
@@ -41,10 +46,18 @@ class Created(Struct, frozen=True):
     replayed: bool = False  # the stored outcome of an earlier request with the same key
 
 
+class _Unwritten(Exception):
+    """Raised inside a transaction that wrote nothing it meant to, so that it rolls back."""
+
+    def __init__(self, stale: bool) -> None:
+        self.stale = stale
+
+
 class TodoService:
-    def __init__(self, database: Database, user_id: str) -> None:
+    def __init__(self, database: Database, user_id: str, announce: Announce = unannounced) -> None:
         self._database = database
         self._user_id = user_id
+        self._announce = announce
 
     async def list(
         self, where: TodoFilter, order: SortOrder, limit: int, cursor: str | None = None
@@ -70,7 +83,9 @@ class TodoService:
     async def create(self, new: NewTodo, idempotency: IdempotencyKey | None = None) -> Created:
         if idempotency is None and not new.tags:
             async with self._database.connection() as connection:
-                return Created(await TodoRepository(connection, self._user_id).create(new))
+                todo = await TodoRepository(connection, self._user_id).create(new)
+            self._announce(self._user_id)
+            return Created(todo)
         # The todo, its tags and the stored outcome commit together, under the key's lock
         # (see backend.idempotency), before the response is sent.
         async with self._database.transaction() as connection:
@@ -83,7 +98,8 @@ class TodoService:
             todo = await TodoRepository(connection, self._user_id).create(new, tag_ids)
             if idempotency is not None:
                 await store.save(idempotency.key, idempotency.request_hash, todo.to_json())
-            return Created(todo)
+        self._announce(self._user_id)
+        return Created(todo)
 
     async def update(
         self, todo_id: UUID, changes: TodoChanges, expected: ExpectedVersions = None
@@ -104,6 +120,7 @@ class TodoService:
                     todo_id, changes, expected, cannot_spawn=changes.completes
                 )
                 if todo is not None:
+                    self._announce(self._user_id)
                     return todo
                 stale = not changes.completes and await todos.exists(todo_id)
         if changes.completes:
@@ -115,33 +132,44 @@ class TodoService:
     ) -> TodoRecord:
         """An update that sets tags or may spawn a successor: several statements, one
         transaction, the todo locked first (so concurrent completions spawn one successor)."""
-        async with self._database.transaction() as connection:
-            todos = TodoRepository(connection, self._user_id)
-            current = await todos.lock(todo_id)
-            if current is not None and (not expected or current.version in expected):
+        try:
+            async with self._database.transaction() as connection:
                 tag_ids = None
                 if changes.tags is not UNSET:
-                    tag_ids = await TagRepository(connection, self._user_id).resolve(changes.tags)
+                    # Before the todo's lock: creating tags takes the user's tag lock, which
+                    # every transaction takes before the change counter (backend.sync.stamping).
+                    tags = TagRepository(connection, self._user_id)
+                    tag_ids = await tags.resolve(changes.tags)
+                todos = TodoRepository(connection, self._user_id)
+                current = await todos.lock(todo_id)
+                if current is None or (expected and current.version not in expected):
+                    raise _Unwritten(stale=current is not None)  # and drop the tags it created
                 successor = _successor(current, changes)
                 successor_id = None if successor is None else uuid7()
                 todo = await todos.update(todo_id, changes, tag_ids=tag_ids, next_id=successor_id)
                 assert todo is not None  # locked: still there
                 if successor is not None and successor_id is not None:
                     await todos.spawn(successor, successor_id)
-                return todo
-        await self._not_written(stale=current is not None)
+        except _Unwritten as unwritten:
+            await self._not_written(unwritten.stale)
+        self._announce(self._user_id)
+        return todo
 
     async def delete(self, todo_id: UUID, expected: ExpectedVersions = None) -> None:
         async with self._database.connection() as connection:
             todos = TodoRepository(connection, self._user_id)
             if await todos.delete(todo_id, expected):
+                self._announce(self._user_id)
                 return
             stale = await todos.exists(todo_id)
         await self._not_written(stale)
 
     async def clear_completed(self) -> int:
         async with self._database.connection() as connection:
-            return await TodoRepository(connection, self._user_id).delete_completed()
+            deleted = await TodoRepository(connection, self._user_id).delete_completed()
+        if deleted:
+            self._announce(self._user_id)
+        return deleted
 
     async def stats(self) -> TodoStats:
         async with self._database.connection() as connection:

@@ -11,6 +11,9 @@ A todo's `tags` (its tag names, sorted case-insensitively) are aggregated in the
 that reads or writes the todo, so reading one todo or a page stays one round trip. A write
 that sets the tags links them in the same statement (data-modifying CTEs) and answers with the
 names of the tags it was given, since no part of a statement sees the others' writes.
+
+Every write takes the user's next change number in the same statement (backend.sync.stamping)
+and stamps it on the todos it writes; a delete leaves a tombstone with it.
 """
 
 from functools import cache
@@ -41,6 +44,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.selectable import CTE
 
 from backend.sql import Statement
+from backend.sync.models import TOMBSTONES
+from backend.sync.stamping import advanced, advanced_first, number
 from backend.tags.models import TAGS, TODO_TAGS
 from backend.todos.models import TODOS
 from backend.todos.pagination import SortOrder
@@ -52,6 +57,9 @@ LINKS = TODO_TAGS.c
 ONE: ColumnElement[int] = literal_column("1", Integer)
 NO_TAGS: ColumnElement[Any] = literal_column("'{}'::text[]")
 TAG_IDS = bindparam("tag_ids", type_=ARRAY(PgUUID()))
+ADVANCED = advanced()
+CHANGE_SEQ = number(ADVANCED)  # the write's change number
+ADVANCED_FIRST = advanced_first(ADVANCED)  # on a write's rows: the counter is locked first
 
 
 def _names(query: Any) -> ColumnElement[Any]:
@@ -72,14 +80,14 @@ def _tags_of(todo_id: Any) -> ColumnElement[Any]:
 GIVEN_TAGS = _names(select(T.name).where(T.user_id == bindparam("user_id"), T.id == any_(TAG_IDS)))
 
 
-def _returned(source: Any = TODOS, tags: ColumnElement[Any] | None = None) -> list[Any]:
+def returned(source: Any = TODOS, tags: ColumnElement[Any] | None = None) -> list[Any]:
     """The columns of a TodoRecord, in order, from `source` (the table or a CTE)."""
     if tags is None:
         tags = _tags_of(source.c.id)
     return [tags if name == "tags" else source.c[name] for name in COLUMNS]
 
 
-RETURNED = _returned()
+RETURNED = returned()
 
 
 def _mine(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -109,8 +117,9 @@ _NEW_TODO = insert(TODOS).values(
     recurrence=bindparam("recurrence"),
     time_zone=bindparam("time_zone"),
     previous_id=bindparam("previous_id"),
+    change_seq=CHANGE_SEQ,
 )
-INSERT = Statement.compile(_NEW_TODO.returning(*_returned(tags=NO_TAGS)))
+INSERT = Statement.compile(_NEW_TODO.returning(*returned(tags=NO_TAGS)))
 
 
 def _linking(target: CTE) -> Any:
@@ -127,7 +136,7 @@ def _linking(target: CTE) -> Any:
 _created = _NEW_TODO.returning(*TODOS.c).cte("created")
 # A todo and its links to the tags `tag_ids`, in one statement.
 INSERT_TAGGED = Statement.compile(
-    select(*_returned(_created, GIVEN_TAGS)).add_cte(_linking(_created))
+    select(*returned(_created, GIVEN_TAGS)).add_cte(_linking(_created))
 )
 # The successor of a completed recurring todo, carrying the same tags as `previous_id`.
 _spawned = _NEW_TODO.returning(C.user_id, C.id).cte("spawned")
@@ -140,8 +149,23 @@ _copied_links = insert(TODO_TAGS).from_select(
 SPAWN = Statement.compile(select(_spawned.c.id).add_cte(_copied_links.cte("copied")))
 # The todo, locked until the transaction ends: a completion that may spawn a successor reads
 # and decides under this lock, so a concurrent one waits and then sees it completed.
-LOCK = Statement.compile(select(*RETURNED).where(_one()).with_for_update(of=TODOS))
-CLEAR_COMPLETED = Statement.compile(delete(TODOS).where(_mine(C.completed)))
+# It takes a change number first (the completion that follows will write under it), so the
+# counter is locked before the todo, as in every other write.
+LOCK = Statement.compile(
+    select(*RETURNED).where(_one(), ADVANCED_FIRST).with_for_update(of=TODOS).add_cte(ADVANCED)
+)
+
+
+def _tombstoned(where: ColumnElement[bool]) -> Any:
+    """The todos matching `where`, deleted, each leaving a tombstone; RETURNING their ids."""
+    gone = delete(TODOS).where(where, ADVANCED_FIRST).returning(C.user_id, C.id).cte("gone")
+    rows = select(gone.c.user_id, CHANGE_SEQ, gone.c.id)
+    tombstones = insert(TOMBSTONES).from_select(["user_id", "change_seq", "todo_id"], rows)
+    return tombstones.returning(TOMBSTONES.c.todo_id)
+
+
+_cleared = _tombstoned(_mine(C.completed)).cte("cleared")
+CLEAR_COMPLETED = Statement.compile(select(func.count()).select_from(_cleared))
 STATS = Statement.compile(
     select(
         func.count(),
@@ -153,7 +177,7 @@ STATS = Statement.compile(
 
 @cache
 def delete_one(*, guarded: bool) -> Statement:
-    return Statement.compile(delete(TODOS).where(_one(guarded=guarded)).returning(C.id))
+    return Statement.compile(_tombstoned(_one(guarded=guarded)))
 
 
 # A completion that cannot spawn a successor: not recurring, already completed, or already
@@ -172,12 +196,13 @@ def update_one(
     values: dict[str, object] = {name: bindparam(name, type_=C[name].type) for name in fields}
     values["version"] = C.version + ONE
     values["updated_at"] = func.now()
+    values["change_seq"] = CHANGE_SEQ
     if "completed" in fields:
         # Completing keeps the first completion time; reopening clears it.
         values["completed_at"] = case(
             (bindparam("completed"), func.coalesce(C.completed_at, func.now()))
         )
-    where = _one(guarded=guarded)
+    where = and_(_one(guarded=guarded), ADVANCED_FIRST)
     if cannot_spawn:
         where = and_(where, CANNOT_SPAWN)
     statement = update(TODOS).where(where).values(values)
@@ -190,7 +215,7 @@ def update_one(
         LINKS.tag_id != all_(TAG_IDS),
     )
     return Statement.compile(
-        select(*_returned(updated, GIVEN_TAGS)).add_cte(unlinked.cte("unlinked"), _linking(updated))
+        select(*returned(updated, GIVEN_TAGS)).add_cte(unlinked.cte("unlinked"), _linking(updated))
     )
 
 
