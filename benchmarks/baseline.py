@@ -94,9 +94,9 @@ INSERT = (
     "VALUES ($1::UUID, $2::VARCHAR, $3::VARCHAR, $4::VARCHAR, $5::BOOLEAN, CASE WHEN $5 THEN "
     "now() END, $6::todo_priority, $7::TIMESTAMP WITH TIME ZONE, $8::VARCHAR, $9::VARCHAR, "
     f"$10::TIMESTAMP WITH TIME ZONE, $11::UUID, {_SEQ}) RETURNING todo.id, todo.title, "
-    "todo.description, todo.completed, todo.completed_at, todo.priority, todo.due_at, todo.remind_at, todo.recurrence, "
-    "todo.time_zone, '{}'::text[], todo.next_id, todo.previous_id, todo.created_at, "
-    "todo.updated_at, todo.version"
+    "todo.description, todo.completed, todo.completed_at, todo.priority, todo.due_at, "
+    "todo.remind_at, todo.recurrence, todo.time_zone, '{}'::text[], todo.next_id, "
+    "todo.previous_id, todo.created_at, todo.updated_at, todo.version"
 )
 _SET_COMPLETED = (
     f"{_advanced('$2')}UPDATE todo SET completed=$1::BOOLEAN, completed_at=CASE WHEN $1 THEN "
