@@ -58,7 +58,7 @@ def prune(settings: Settings, args: argparse.Namespace) -> int:
     if deleted is None:
         print("another process is pruning; nothing done")
     else:
-        print(f"deleted {deleted} expired idempotency keys")
+        print(f"deleted {deleted} expired idempotency keys and change-log entries")
     return 0
 
 
@@ -89,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     migrate_parser.set_defaults(handler=migrate)
 
     prune_parser = commands.add_parser(
-        "prune", help="delete expired Idempotency-Key records (the API also does it hourly)"
+        "prune",
+        help="delete expired Idempotency-Key records and change-log entries past retention "
+        "(the API also does it hourly)",
     )
     prune_parser.set_defaults(handler=prune)
 
