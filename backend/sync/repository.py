@@ -1,6 +1,7 @@
 """All SQL of the change log. `ChangeLogRepository` reads and writes one user's log; the
 functions below it serve the process-wide loop and pruning (maintenance, not requests)."""
 
+from typing import Any
 from uuid import UUID
 
 from backend.db import Connection, Database
@@ -25,20 +26,7 @@ class ChangeLogRepository:
             *sql.args(user_id=self._user_id, after_seq=after.seq, after_id=after.id, limit=limit),
         )
         head, pruned_through = rows[0][0], rows[0][1]
-        entries = [
-            Entry(
-                op=op,
-                position=Position(seq, todo_id),
-                todo_id=todo_id,
-                todo=None
-                if row[_TODO_COLUMNS] is None
-                else TodoRecord.from_row(row[_TODO_COLUMNS:]),
-                remind_at=remind_at,
-            )
-            for row in rows
-            if (op := row[2]) is not None
-            for seq, todo_id, remind_at in [(row[3], row[4], row[5])]
-        ]
+        entries = [_entry(row) for row in rows if row[2] is not None]  # None: no entries
         return LogPage(entries=entries, head=head, pruned_through=pruned_through)
 
     async def fire_reminders(self) -> list[UUID]:
@@ -46,6 +34,12 @@ class ChangeLogRepository:
         sql = statements.FIRE_REMINDERS
         rows = await self._connection.fetch(sql.sql, *sql.args(user_id=self._user_id))
         return [row[0] for row in rows]
+
+
+def _entry(row: Any) -> Entry:
+    _, _, op, seq, todo_id, remind_at = row[:_TODO_COLUMNS]
+    todo = None if row[_TODO_COLUMNS] is None else TodoRecord.from_row(row[_TODO_COLUMNS:])
+    return Entry(op, Position(seq, todo_id), todo_id, todo, remind_at)
 
 
 async def watch(connection: Connection, user_ids: list[str]) -> list[tuple[str, int, bool]]:
