@@ -107,6 +107,12 @@ class EventStreamResponse(StreamingResponse):
             for task in (streaming, listening):
                 task.cancel()
             await asyncio.gather(streaming, listening, return_exceptions=True)
+            # Cancelled while it waited on `send` (a client that stopped reading), the
+            # stream was suspended at a `yield`, not inside it: close it now, so that it
+            # gives its slot back at once rather than whenever it is garbage-collected.
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                await close()
         error = None if streaming.cancelled() else streaming.exception()
         if error is not None and not isinstance(error, OSError):  # OSError: the client left
             raise error
