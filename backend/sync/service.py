@@ -47,9 +47,11 @@ class SyncService:
             )
         if after is None:
             return page
-        if after.seq < page.pruned_through or after.seq > page.head:
-            # Pruned entries may have followed it; or it is from the future (another
-            # database, a restored backup): either way, "after it" is not exact.
+        pruned = page.pruned_through > 0 and after < Position.after_all_of(page.pruned_through)
+        if pruned or after.seq > page.head:
+            # Pruned entries may have followed it (also when it points inside the newest
+            # pruned write: that write's other entries went with it); or it is from the
+            # future (another database, a restored backup): "after it" is not exact.
             raise ResyncRequired()
         return page
 

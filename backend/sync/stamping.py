@@ -6,6 +6,8 @@ the new number. `number(advanced)` is that number, for the columns the write sta
 evaluates it once, before reading any row, so the counter is locked before any todo. Every
 transaction that writes todos takes its locks in this order — the user's counter, then the
 todos — and two writers of one user can therefore wait for each other but never deadlock.
+A transaction that creates tags takes the user's tag lock before all of these, so a statement
+that writes tag names (a rename) takes it first too (`advanced(after=...)`).
 
 A write that then matches nothing (an unknown id, a stale If-Match) has still used a number:
 the sequence has gaps, which readers skip.
@@ -13,7 +15,7 @@ the sequence has gaps, which readers skip.
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, literal_column, select
+from sqlalchemy import BigInteger, ColumnElement, Text, bindparam, literal_column, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.selectable import CTE
 
@@ -22,11 +24,20 @@ from backend.sync.models import CHANGE_COUNTERS
 COUNTER = CHANGE_COUNTERS.c
 
 
-def advanced(name: str = "advanced") -> CTE:
-    """A CTE whose one row (`seq`) is the user's next change number, now taken."""
-    upsert = pg_insert(CHANGE_COUNTERS).values(
-        user_id=bindparam("user_id"), last_seq=literal_column("1")
-    )
+def advanced(name: str = "advanced", *, after: ColumnElement[Any] | None = None) -> CTE:
+    """A CTE whose one row (`seq`) is the user's next change number, now taken. With `after`
+    (a lock that must come before the counter's, e.g. the user's tag lock): evaluated first,
+    as the row that advances the counter is built from it."""
+    if after is None:
+        upsert = pg_insert(CHANGE_COUNTERS).values(
+            user_id=bindparam("user_id"), last_seq=literal_column("1")
+        )
+    else:
+        # A volatile function in a subquery's output is evaluated, never optimized away.
+        first = select(after.label("taken")).subquery("first")
+        one = literal_column("1", BigInteger)
+        row = select(bindparam("user_id", type_=Text()), one).select_from(first)
+        upsert = pg_insert(CHANGE_COUNTERS).from_select(["user_id", "last_seq"], row)
     return (
         upsert.on_conflict_do_update(
             index_elements=[COUNTER.user_id],

@@ -8,6 +8,7 @@ import asyncpg
 from uuid_utils.compat import uuid7
 
 from backend.db import Connection
+from backend.sql import Statement
 from backend.tags import statements
 from backend.tags.errors import TagDeletedMeanwhile, TagLimitReached, TagNameTaken
 from backend.tags.models import MAX_TAGS_PER_USER
@@ -50,7 +51,10 @@ class TagRepository:
         return TagRecord.from_row(row)
 
     async def update(self, tag_id: UUID, changes: TagChanges) -> TagRecord | None:
+        """A rename must run in a transaction (it changes the todos carrying the tag)."""
         values = changes.values()
+        if "name" in values:
+            await self._take_change_number(statements.TAKE_FOR_RENAME)
         sql = statements.UPDATES[frozenset(values)]
         with _translated_violations():
             row = await self._connection.fetchrow(
@@ -59,6 +63,8 @@ class TagRepository:
         return None if row is None else TagRecord.from_row(row)
 
     async def delete(self, tag_id: UUID) -> bool:
+        """Must run in a transaction (it changes the todos carrying the tag)."""
+        await self._take_change_number(statements.TAKE_FOR_DELETE)
         sql = statements.DELETE
         deleted: int = await self._connection.fetchval(
             sql.sql, *sql.args(user_id=self._user_id, tag_id=tag_id)
@@ -102,6 +108,12 @@ class TagRepository:
         sql = statements.COUNT
         count: int = await self._connection.fetchval(sql.sql, *sql.args(user_id=self._user_id))
         return count
+
+    async def _take_change_number(self, sql: Statement) -> None:
+        """Lock the user's change counter for the rest of the transaction (see
+        statements.TAKE_FOR_RENAME)."""
+        with _translated_violations():
+            await self._connection.execute(sql.sql, *sql.args(user_id=self._user_id))
 
     async def _lock(self) -> None:
         sql = statements.LOCK

@@ -39,16 +39,19 @@ class TagService:
     async def update(self, tag_id: UUID, changes: TagChanges) -> TagRecord:
         if not changes.values():
             return await self.get(tag_id)
-        async with self._database.connection() as connection:
+        renaming = changes.name is not UNSET
+        # A rename changes the todos carrying the tag: two statements, one transaction.
+        unit = self._database.transaction() if renaming else self._database.connection()
+        async with unit as connection:
             tag = await TagRepository(connection, self._user_id).update(tag_id, changes)
         if tag is None:
             await self._not_found()
-        if changes.name is not UNSET:
+        if renaming:
             self._announce(self._user_id)
         return tag
 
     async def delete(self, tag_id: UUID) -> None:
-        async with self._database.connection() as connection:
+        async with self._database.transaction() as connection:
             deleted = await TagRepository(connection, self._user_id).delete(tag_id)
         if not deleted:
             await self._not_found()

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.sql.selectable import CTE
 
 from backend.sql import Statement
 from backend.sync.stamping import advanced, advanced_first, number
@@ -34,12 +35,17 @@ T = TAGS.c
 LINKS = TODO_TAGS.c
 TODO = TODOS.c
 ONE: ColumnElement[int] = literal_column("1", Integer)
-ADVANCED = advanced()
 
 # Tag creation takes this transaction-scoped advisory lock (with the user's hash as the second
 # key), so the 1,000-tag bound holds under concurrent creates. Pooler-safe: it ends with the
 # transaction.
 _LOCK_SPACE = int.from_bytes(b"tags", "big")
+_TAG_LOCK = func.pg_advisory_xact_lock(_LOCK_SPACE, func.hashtext(bindparam("user_id")))
+ADVANCED = advanced()
+# A rename takes the tag lock before its change number: a transaction that created tags (under
+# that lock) and waits for the counter may hold the very name the rename writes, and the
+# rename, holding the counter, would wait for it in the unique index — a deadlock.
+RENAMING = advanced(after=_TAG_LOCK)
 
 
 def _mine(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -52,13 +58,14 @@ def _todo_count(tag_id: ColumnElement[object]) -> ColumnElement[int]:
     )
 
 
-def _bump_todos_tagged(tag_ids: object, *condition: ColumnElement[bool]) -> object:
-    """An UPDATE that bumps the version of the user's todos carrying one of `tag_ids`."""
+def _bump_todos_tagged(tag_ids: object, advanced: CTE, *condition: ColumnElement[bool]) -> object:
+    """An UPDATE that bumps the version of the user's todos carrying one of `tag_ids`,
+    stamping them with the number `advanced` took."""
     tagged = select(LINKS.todo_id).where(LINKS.tag_id.in_(tag_ids))  # type: ignore[arg-type]
     return (
         update(TODOS)
         .where(TODO.user_id == bindparam("user_id"), TODO.id.in_(tagged), *condition)
-        .values(version=TODO.version + ONE, updated_at=func.now(), change_seq=number(ADVANCED))
+        .values(version=TODO.version + ONE, updated_at=func.now(), change_seq=number(advanced))
     )
 
 
@@ -68,9 +75,7 @@ THE_TAG = T.id == bindparam("tag_id")
 
 LIST = Statement.compile(select(*RETURNED).where(_mine()).order_by(*_BY_NAME))
 GET = Statement.compile(select(*RETURNED).where(_mine(THE_TAG)))
-LOCK = Statement.compile(
-    select(func.pg_advisory_xact_lock(_LOCK_SPACE, func.hashtext(bindparam("user_id"))))
-)
+LOCK = Statement.compile(select(_TAG_LOCK))
 _COUNT = select(func.count()).select_from(TAGS).where(_mine()).scalar_subquery()
 COUNT = Statement.compile(select(_COUNT))
 # One tag, unless the user already has `max_tags` (then no row).
@@ -135,8 +140,9 @@ def update_one(fields: frozenset[str]) -> Statement:
     before the update, so `tag` there still holds the old name."""
     values = {name: bindparam(name, type_=T[name].type) for name in fields}
     renaming = "name" in fields
-    # A rename takes a change number before it locks the tag or any todo (stamping).
-    first = [advanced_first(ADVANCED)] if renaming else []
+    # A rename takes the tag lock, then a change number, before it locks the tag or any todo
+    # (stamping).
+    first = [advanced_first(RENAMING)] if renaming else []
     changed = (
         update(TAGS)
         .where(_mine(THE_TAG), *first)
@@ -155,8 +161,8 @@ def update_one(fields: frozenset[str]) -> Statement:
     if renaming:
         renamed = exists().where(_mine(THE_TAG, T.name != changed.c.name))
         statement = statement.add_cte(
-            ADVANCED,
-            _bump_todos_tagged(select(changed.c.id), renamed).cte("bumped"),  # type: ignore[attr-defined]
+            RENAMING,
+            _bump_todos_tagged(select(changed.c.id), RENAMING, renamed).cte("bumped"),  # type: ignore[attr-defined]
         )
     return Statement.compile(statement)
 
@@ -166,11 +172,19 @@ UPDATES = {
     for fields in (frozenset({"name"}), frozenset({"color"}), frozenset({"name", "color"}))
 }
 
+# A rename or a delete first takes its change number in a statement of its own (in its
+# transaction): the statement that then writes reads a snapshot taken after the counter is
+# locked, and so sees the links every write that held the counter before it committed. In one
+# statement, the snapshot would predate the wait, and todos linked meanwhile would keep their
+# versions and never reach the change feed.
+TAKE_FOR_RENAME = Statement.compile(select(RENAMING.c.seq))
+TAKE_FOR_DELETE = Statement.compile(select(ADVANCED.c.seq))
+
 _removed = (
     delete(TAGS).where(_mine(THE_TAG), advanced_first(ADVANCED)).returning(T.id).cte("removed")
 )
 DELETE = Statement.compile(
     select(func.count())
     .select_from(_removed)
-    .add_cte(ADVANCED, _bump_todos_tagged(select(_removed.c.id)).cte("bumped"))  # type: ignore[attr-defined]
+    .add_cte(ADVANCED, _bump_todos_tagged(select(_removed.c.id), ADVANCED).cte("bumped"))  # type: ignore[attr-defined]
 )
