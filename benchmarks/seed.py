@@ -139,6 +139,7 @@ def _todo(rng: random.Random, user_id: str, now: datetime) -> tuple[object, ...]
         created,
         created,
         1,
+        0,  # change_seq: before any numbered change, as migration 0003 stamps existing todos
     )
 
 
@@ -201,6 +202,7 @@ TODO_COLUMNS = [
     "created_at",
     "updated_at",
     "version",
+    "change_seq",
 ]
 TAG_COLUMNS = ["id", "user_id", "name", "color", "created_at", "updated_at"]
 LINK_COLUMNS = ["user_id", "todo_id", "tag_id"]

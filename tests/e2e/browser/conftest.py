@@ -30,9 +30,11 @@ HERE = Path(__file__).resolve().parent
 
 @pytest.fixture(scope="package")
 def www(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """What Better Auth serves under /e2e/: the page, and (once compiled) dist/*.js."""
+    """What Better Auth serves under /e2e/: the page (page/*: index.html, events.js), and
+    (once compiled) dist/*.js."""
     directory = tmp_path_factory.mktemp("www")
-    shutil.copy2(HERE / "page" / "index.html", directory / "index.html")
+    for file in (HERE / "page").iterdir():
+        shutil.copy2(file, directory / file.name)
     return directory
 
 
