@@ -238,12 +238,16 @@ class EventHub:
                 continue
             self._send.clear()
             unsent, self._unsent = self._unsent, set()
-            await connection.execute(
-                "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload",
-                CHANNEL,
-                _payloads(sorted(unsent)),
-                timeout=ping_timeout,
-            )
+            try:
+                await connection.execute(
+                    "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload",
+                    CHANNEL,
+                    _payloads(sorted(unsent)),
+                    timeout=ping_timeout,
+                )
+            except BaseException:
+                self._unsent |= unsent  # sent by the next connection
+                raise
 
     def _on_notification(self, connection: object, pid: int, channel: str, payload: object) -> None:
         if pid == self._listener_pid:

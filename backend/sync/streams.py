@@ -28,8 +28,11 @@ RETRY_MS = (1_000, 4_000)  # the reconnect delay a closing stream suggests, spre
 _encode = msgspec.json.Encoder().encode
 
 
-def _retry_hint() -> bytes:
-    return b"retry: %d\n\n" % random.randint(*RETRY_MS)  # noqa: S311 - not for security
+def _retry_hint(last_event_id: str | None = None) -> bytes:
+    delay = random.randint(*RETRY_MS)  # noqa: S311 - not for security
+    if last_event_id is None:
+        return b"retry: %d\n\n" % delay
+    return b"retry: %d\nid: %s\n\n" % (delay, last_event_id.encode())
 
 
 async def events(
@@ -42,7 +45,11 @@ async def events(
 ) -> AsyncIterator[bytes]:
     """The stream's bytes; `subscription.position` says where it starts."""
     try:
-        yield _retry_hint()  # the reconnect delay for this stream's client, before anything
+        # First the reconnect delay, and the start as the last event id (a block without
+        # data sets it without dispatching an event): a stream that ends before its first
+        # event still resumes from where it began, not from whenever it reconnects.
+        start = sync.token(subscription.position) if subscription.position else None
+        yield _retry_hint(start)
         while not hub.closing:
             subscription.wake.clear()  # before reading: a change from now on wakes it again
             async for event in _catch_up(sync, subscription):

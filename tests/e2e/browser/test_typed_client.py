@@ -46,3 +46,16 @@ def test_the_guide_shows_the_client_verbatim() -> None:
     assert block.group(1) == typed_client.MODULE.read_text(), (
         "docs/nextjs.md's copy of todo-client.ts differs from the file: copy it again"
     )
+
+
+def test_the_guide_shows_the_events_reader_verbatim() -> None:
+    """docs/nextjs.md embeds page/events.js, the reader the live-updates test runs."""
+    guide = DOCS.read_text()
+    marker = "<!-- tests/e2e/browser/page/events.js, verbatim -->"
+    assert marker in guide
+    block = re.search(re.escape(marker) + r"\s*```js\n(.*?)```\n", guide, re.DOTALL)
+    assert block is not None, "no ```js block after the marker"
+    reader = Path(__file__).with_name("page") / "events.js"
+    assert block.group(1) == reader.read_text(), (
+        "docs/nextjs.md's copy of events.js differs from the file: copy it again"
+    )
