@@ -36,26 +36,26 @@ def test_a_schema_change_that_breaks_the_client_fails_the_type_check(
     assert typed_client.ALTERATIONS[alteration].error in errors, errors
 
 
+def guide_copy(source: Path, language: str) -> str:
+    """The code block docs/nextjs.md shows after its "<path>, verbatim" marker for `source`."""
+    guide = DOCS.read_text()
+    marker = f"<!-- {source.relative_to(DOCS.parents[1]).as_posix()}, verbatim -->"
+    assert marker in guide
+    block = re.search(re.escape(marker) + rf"\s*```{language}\n(.*?)```\n", guide, re.DOTALL)
+    assert block is not None, f"no ```{language} block after {marker}"
+    return block.group(1)
+
+
 def test_the_guide_shows_the_client_verbatim() -> None:
     """docs/nextjs.md embeds client/src/todo-client.ts, the module the browser test runs."""
-    guide = DOCS.read_text()
-    marker = "<!-- tests/e2e/browser/client/src/todo-client.ts, verbatim -->"
-    assert marker in guide
-    block = re.search(re.escape(marker) + r"\s*```ts\n(.*?)```\n", guide, re.DOTALL)
-    assert block is not None, "no ```ts block after the marker"
-    assert block.group(1) == typed_client.MODULE.read_text(), (
+    assert guide_copy(typed_client.MODULE, "ts") == typed_client.MODULE.read_text(), (
         "docs/nextjs.md's copy of todo-client.ts differs from the file: copy it again"
     )
 
 
 def test_the_guide_shows_the_events_reader_verbatim() -> None:
     """docs/nextjs.md embeds page/events.js, the reader the live-updates test runs."""
-    guide = DOCS.read_text()
-    marker = "<!-- tests/e2e/browser/page/events.js, verbatim -->"
-    assert marker in guide
-    block = re.search(re.escape(marker) + r"\s*```js\n(.*?)```\n", guide, re.DOTALL)
-    assert block is not None, "no ```js block after the marker"
     reader = Path(__file__).with_name("page") / "events.js"
-    assert block.group(1) == reader.read_text(), (
+    assert guide_copy(reader, "js") == reader.read_text(), (
         "docs/nextjs.md's copy of events.js differs from the file: copy it again"
     )
