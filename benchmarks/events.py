@@ -378,11 +378,7 @@ def seeded(users: int) -> Iterator[Setup]:
     database_url = seed.bench_url(admin_url, DATABASE)
     with tempfile.TemporaryDirectory(prefix="todo-bench-events-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
-        step(f"creating database {DATABASE}")
-        asyncio.run(seed.recreate_database(admin_url, DATABASE))
-        stack.callback(lambda: asyncio.run(seed.drop_database(admin_url, DATABASE)))
-        stack.callback(step, f"dropping database {DATABASE}")
-        seed.migrate(database_url, workdir)
+        stack.enter_context(seed.migrated_database(admin_url, DATABASE, workdir, step))
         step(f"seeding {users} users x 10 todos")
         dataset = asyncio.run(seed.seed(database_url, users, 10))
         key = SigningKey()

@@ -372,11 +372,7 @@ def seeded(users: int, todos_per_user: int) -> Iterator[Seeded]:
     database_url = seed.bench_url(admin_url)
     with tempfile.TemporaryDirectory(prefix="todo-bench-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
-        step(f"creating database {seed.BENCH_DB}")
-        asyncio.run(seed.recreate_database(admin_url))
-        stack.callback(lambda: asyncio.run(seed.drop_database(admin_url)))
-        stack.callback(step, f"dropping database {seed.BENCH_DB}")
-        seed.migrate(database_url, workdir)
+        stack.enter_context(seed.migrated_database(admin_url, seed.BENCH_DB, workdir, step))
         step(f"seeding {users} users x {todos_per_user} todos")
         dataset = asyncio.run(seed.seed(database_url, users, todos_per_user))
         key = SigningKey()

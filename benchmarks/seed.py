@@ -7,6 +7,8 @@ import random
 import secrets
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +44,23 @@ async def drop_database(admin_url: str, name: str = BENCH_DB) -> None:
         await connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     finally:
         await connection.close()
+
+
+@contextmanager
+def migrated_database(
+    admin_url: str, name: str, workdir: Path, say: Callable[[str], object]
+) -> Iterator[str]:
+    """A fresh database `name` on the admin URL's server, migrated: its URL. Dropped when the
+    block ends, however it ends; `say` reports both steps."""
+    say(f"creating database {name}")
+    asyncio.run(recreate_database(admin_url, name))
+    try:
+        database_url = bench_url(admin_url, name)
+        migrate(database_url, workdir)
+        yield database_url
+    finally:
+        say(f"dropping database {name}")
+        asyncio.run(drop_database(admin_url, name))
 
 
 def migrate(database_url: str, workdir: Path) -> None:

@@ -175,11 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="todo-bench-tags-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
-        step(f"creating database {DATABASE}")
-        asyncio.run(seed.recreate_database(admin_url, DATABASE))
-        stack.callback(lambda: asyncio.run(seed.drop_database(admin_url, DATABASE)))
-        stack.callback(step, f"dropping database {DATABASE}")
-        seed.migrate(database_url, workdir)
+        stack.enter_context(seed.migrated_database(admin_url, DATABASE, workdir, step))
         step(
             f"seeding 1 user x {args.todos} todos, {args.tags} tags, 0-"
             f"{args.most_tags_per_todo} per todo; {args.other_users} users x 100 todos"

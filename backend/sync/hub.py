@@ -82,14 +82,6 @@ class EventHub:
         self._listener_pid: int | None = None
         self.closing = False
 
-    @property
-    def listening(self) -> bool:
-        return self._direct_url is not None
-
-    @property
-    def stream_count(self) -> int:
-        return sum(len(streams) for streams in self._streams.values())
-
     def subscribe(self, user_id: str) -> Subscription:
         """A new stream of `user_id`'s; 429 if they have as many open here as allowed."""
         streams = self._streams.setdefault(user_id, set())

@@ -24,7 +24,7 @@ from backend.sync.models import CHANGE_COUNTERS
 COUNTER = CHANGE_COUNTERS.c
 
 
-def advanced(name: str = "advanced", *, after: ColumnElement[Any] | None = None) -> CTE:
+def advanced(*, after: ColumnElement[Any] | None = None) -> CTE:
     """A CTE whose one row (`seq`) is the user's next change number, now taken. With `after`
     (a lock that must come before the counter's, e.g. the user's tag lock): evaluated first,
     as the row that advances the counter is built from it."""
@@ -44,7 +44,7 @@ def advanced(name: str = "advanced", *, after: ColumnElement[Any] | None = None)
             set_={"last_seq": COUNTER.last_seq + literal_column("1")},
         )
         .returning(COUNTER.last_seq.label("seq"))
-        .cte(name)
+        .cte("advanced")
     )
 
 
